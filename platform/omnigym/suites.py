@@ -1,0 +1,173 @@
+"""Declarative task suites: templates, compositional splits and seed panels.
+
+A suite is a YAML file. Each template is a goal over named slots; every
+combination of slot values is one task. The held-out split takes a stable,
+hash-chosen fraction of each multi-slot template's combinations, with the rule
+that every slot value still appears in some training task: held-out tasks are
+*novel compositions of seen parts*. Panels fix the evaluation seeds::
+
+    name: household
+    version: 0
+    max_steps: 40
+    heldout_fraction: 0.3
+    templates:
+      put_in:
+        instruction: put the {obj} in the {container}
+        goal: [[INSIDE, "{obj}", "{container}"]]
+        slots: {obj: [mug, apple], container: [fridge, microwave]}
+    panels:
+      train: {split: train, first_seed: 0, episodes: 50}
+      heldout: {split: heldout, first_seed: 100000, episodes: 50}
+"""
+from __future__ import annotations
+
+import hashlib
+import itertools
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+
+@dataclass(frozen=True)
+class Task:
+    id: str                      # "template:value1:value2"
+    template: str
+    instruction: str
+    goal: tuple                  # tuple of predicate tuples
+    slots: tuple = ()            # ((slot, value), ...)
+
+
+@dataclass(frozen=True)
+class Panel:
+    name: str
+    split: str
+    seeds: tuple[int, ...]
+
+
+@dataclass
+class TaskSuite:
+    name: str
+    version: int
+    max_steps: int
+    tasks: dict[str, Task]
+    splits: dict[str, tuple[str, ...]]
+    panels: dict[str, Panel]
+    doc: str = ""
+    path: str | None = None
+    templates: tuple[str, ...] = field(default=())
+
+    def split(self, name: str) -> list[Task]:
+        if name not in self.splits:
+            raise KeyError(f"suite {self.name!r} has no split {name!r}; splits: {sorted(self.splits)}")
+        return [self.tasks[t] for t in self.splits[name]]
+
+    def panel(self, name: str) -> Panel:
+        if name not in self.panels:
+            raise KeyError(f"suite {self.name!r} has no panel {name!r}; panels: {sorted(self.panels)}")
+        return self.panels[name]
+
+    def task(self, task_id: str) -> Task:
+        if task_id not in self.tasks:
+            import difflib
+            close = difflib.get_close_matches(task_id, list(self.tasks), n=3)
+            hint = f"; did you mean {', '.join(close)}?" if close else ""
+            raise KeyError(f"suite {self.name!r} has no task {task_id!r}{hint}")
+        return self.tasks[task_id]
+
+
+def _stable_fraction(text: str) -> float:
+    """A hash in [0, 1) that is the same on every machine and Python run."""
+    return int.from_bytes(hashlib.sha1(text.encode()).digest()[:8], "big") / 2**64
+
+
+def _fill(value, bindings: dict[str, str]):
+    if isinstance(value, str):
+        return value.format(**bindings)
+    if isinstance(value, bool):  # YAML 1.1 reads bare ON/OFF/YES/NO as booleans
+        raise ValueError(f"a goal holds the boolean {value}; quote words like \"ON\" and \"OFF\"")
+    if not isinstance(value, (list, tuple)):
+        raise ValueError(f"goal entries must be strings, got {value!r}")
+    return tuple(_fill(v, bindings) for v in value)
+
+
+def expand_template(name: str, spec: dict) -> list[Task]:
+    slots = spec.get("slots") or {}
+    names = list(slots)
+    out = []
+    for values in itertools.product(*(slots[s] for s in names)):
+        bindings = dict(zip(names, values))
+        goal = tuple(_fill(tuple(p), bindings) for p in spec["goal"])
+        instruction = spec.get("instruction", name).format(**bindings)
+        task_id = ":".join([name, *values])
+        out.append(Task(task_id, name, instruction, goal, tuple(bindings.items())))
+    return out
+
+
+def heldout_split(tasks: list[Task], fraction: float) -> set[str]:
+    """Hold out a hash-chosen fraction of combinations, keeping every slot
+    value of the template in at least one training task."""
+    if len(tasks) < 2 or not tasks[0].slots or len(tasks[0].slots) < 2 or fraction <= 0:
+        return set()
+    held: set[str] = set()
+    seen_in_train: dict[tuple, int] = {}
+    for t in tasks:
+        for part in t.slots:
+            seen_in_train[part] = seen_in_train.get(part, 0) + 1
+    for t in sorted(tasks, key=lambda t: _stable_fraction(t.id)):
+        if _stable_fraction(t.id) >= fraction:
+            break
+        if all(seen_in_train[part] > 1 for part in t.slots):
+            held.add(t.id)
+            for part in t.slots:
+                seen_in_train[part] -= 1
+    return held
+
+
+def load_suite(path: str | Path, validate=None) -> TaskSuite:
+    """Load a suite file. ``validate(task)`` may raise ValueError for tasks a
+    family cannot pose; the message names the file and template."""
+    path = Path(path)
+    try:
+        spec = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise ValueError(f"{path}: not valid YAML: {exc}") from exc
+    if not isinstance(spec, dict) or "templates" not in spec:
+        raise ValueError(f"{path}: a suite needs a 'templates' mapping")
+    fraction = float(spec.get("heldout_fraction", 0.3))
+    tasks: dict[str, Task] = {}
+    train: list[str] = []
+    heldout: list[str] = []
+    for name, tspec in spec["templates"].items():
+        if "goal" not in tspec:
+            raise ValueError(f"{path}: template {name!r} has no goal")
+        try:
+            expanded = expand_template(name, tspec)
+        except (KeyError, IndexError) as exc:
+            raise ValueError(f"{path}: template {name!r} uses an undefined slot {exc}") from exc
+        except ValueError as exc:
+            raise ValueError(f"{path}: template {name!r}: {exc}") from exc
+        for task in expanded:
+            if validate is not None:
+                try:
+                    validate(task)
+                except ValueError as exc:
+                    raise ValueError(f"{path}: template {name!r}, task {task.id}: {exc}") from exc
+            tasks[task.id] = task
+        held = set(tspec.get("heldout", ())) or heldout_split(expanded, fraction)
+        for task in expanded:
+            (heldout if task.id in held else train).append(task.id)
+    splits = {"train": tuple(train), "heldout": tuple(heldout), "all": tuple(tasks)}
+    panels = {}
+    for pname, pspec in (spec.get("panels") or {}).items():
+        split = pspec.get("split", pname)
+        if split not in splits or not splits[split]:
+            raise ValueError(f"{path}: panel {pname!r} uses empty or unknown split {split!r}")
+        first, count = int(pspec.get("first_seed", 0)), int(pspec.get("episodes", 50))
+        panels[pname] = Panel(pname, split, tuple(range(first, first + count)))
+    return TaskSuite(
+        name=spec.get("name", path.stem), version=int(spec.get("version", 0)),
+        max_steps=int(spec.get("max_steps", 50)), tasks=tasks, splits=splits,
+        panels=panels, doc=spec.get("doc", ""), path=str(path),
+        templates=tuple(spec["templates"]),
+    )
