@@ -96,6 +96,13 @@ def list_envs(family: str | None = None) -> list[EnvEntry]:
     return [e for i, e in sorted(_ENTRIES.items()) if family is None or e.family == family]
 
 
+def _space_text(space) -> str:
+    """Spaces as one readable line (a Text space's repr lists its whole charset)."""
+    if isinstance(space, gymnasium.spaces.Text):
+        return f"Text(max_length={space.max_length}, {len(space.character_set)} characters)"
+    return str(space)
+
+
 def describe_env(env_id: str) -> dict:
     """What ``omnigym info`` prints: spaces per mode, info keys, suite, doc."""
     from omnigym import info_keys
@@ -106,8 +113,8 @@ def describe_env(env_id: str) -> dict:
         env = make(env_id, **kwargs)
         try:
             _, info = env.reset(seed=0)
-            modes[mode] = {"observation_space": str(env.observation_space),
-                           "action_space": str(env.action_space),
+            modes[mode] = {"observation_space": _space_text(env.observation_space),
+                           "action_space": _space_text(env.action_space),
                            "info_keys": sorted(info)}
         finally:
             env.close()

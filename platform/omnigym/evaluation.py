@@ -1,0 +1,70 @@
+"""Evaluate policies on an environment's fixed seed panels, with intervals.
+
+``evaluate`` returns one *section* per (policy, panel): success rate with a
+Wilson 95% interval, mean return and steps with t-intervals, pass@k and
+pass^k over groups of identical resets, and a per-task breakdown.
+``evaluate_many`` runs several and writes the Markdown report with plots.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from omnigym import info_keys as K
+from omnigym.agents import policy_name, resolve_policy
+from omnigym.registry import suite_of
+from omnigym.report import write_report
+from omnigym.rollout import rollout
+from omnigym.stats import summarize
+
+
+def panel_seeds(env_id: str, panel: str | list[int] | range) -> tuple[str, list[int], dict]:
+    """(panel name, seeds, env kwargs) for a named panel of the env's suite,
+    or for an explicit list of seeds."""
+    if not isinstance(panel, str):
+        seeds = list(panel)
+        return f"seeds {seeds[0]}..{seeds[-1]}" if seeds else "empty", seeds, {}
+    suite = suite_of(env_id)
+    if suite is None:
+        raise ValueError(f"{env_id} has no task suite, so no named panel {panel!r}; pass seeds instead")
+    p = suite.panel(panel)
+    return p.name, list(p.seeds), {"split": p.split}
+
+
+def episode_record(episode) -> dict:
+    last = episode.infos[-1] if episode.infos else {}
+    return {"task_id": last.get("template") or episode.task_id or "task",
+            "seed": episode.seed, "group": episode.group, "success": bool(last.get(K.SUCCESS, False)),
+            "return": episode.total_return, "length": episode.length}
+
+
+def evaluate(policy, env_id: str, panel="train", group_size: int = 1, *, env_kwargs: dict | None = None,
+             max_steps: int | None = None, record_to: str | None = None, progress: bool = True,
+             episodes_out: list | None = None) -> dict:
+    """One report section: ``{"env_id", "policy", "panel", "summary"}``."""
+    name, seeds, panel_kwargs = panel_seeds(env_id, panel)
+    policy = resolve_policy(policy, env_id)
+    episodes = rollout(policy, env_id, seeds, group_size, env_kwargs={**panel_kwargs, **(env_kwargs or {})},
+                       max_steps=max_steps, record_to=record_to, progress=progress,
+                       desc=f"{policy_name(policy)} / {name}")
+    if episodes_out is not None:
+        episodes_out.extend(episodes)
+    summary = summarize([episode_record(e) for e in episodes], group_size=group_size)
+    return {"env_id": env_id, "policy": policy_name(policy), "panel": name, "summary": summary}
+
+
+def evaluate_many(policies: list, env_id: str, panels: list, out_dir: str | Path, group_size: int = 1,
+                  title: str | None = None, env_kwargs: dict | None = None, record: bool = True,
+                  notes: list[str] | None = None, progress: bool = True) -> tuple[Path, list[dict]]:
+    """Every policy on every panel; writes ``report.md`` (+ plots, summary,
+    and the episodes as Parquet under ``episodes/``). Returns (report path, sections)."""
+    out_dir = Path(out_dir)
+    sections = []
+    for spec in policies:
+        for panel in panels:
+            policy = resolve_policy(spec, env_id)
+            pname = policy_name(policy)
+            record_to = out_dir / "episodes" / f"{pname}-{panel}.parquet" if record and isinstance(panel, str) else None
+            sections.append(evaluate(policy, env_id, panel, group_size, env_kwargs=env_kwargs,
+                                     record_to=record_to, progress=progress))
+    path = write_report(sections, out_dir, title or f"Evaluation on {env_id}", notes=notes)
+    return path, sections
