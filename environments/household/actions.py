@@ -40,6 +40,10 @@ _HELD_VERBS = ("drop", "drink", "read")
 _P = PROP
 _S = STATE
 _WASHABLE = _S["CLEAN"] | _S["DIRTY"]
+# A property without which a verb can never apply: skips most checks cheaply.
+_CANDIDATE_FILTER = {"grab": _P["GRABBABLE"], "open": _P["CAN_OPEN"], "close": _P["CAN_OPEN"],
+                     "switchon": _P["HAS_SWITCH"], "switchoff": _P["HAS_SWITCH"], "eat": _P["EATABLE"],
+                     "sit": _P["SITTABLE"], "lie": _P["LIEABLE"]}
 
 
 def _need_close(world: World, a: int, what: str = "it") -> str | None:
@@ -209,6 +213,7 @@ def admissible(world: World, visible: list[int] | None = None) -> list[Action]:
     visible = world.visible() if visible is None else visible
     close = [i for i in visible if world.is_close(i)]
     held = world.held()
+    props = world.props
     out: list[Action] = []
     standing = world.char.posture == STANDING
     for verb in VERBS:
@@ -225,7 +230,11 @@ def admissible(world: World, visible: list[int] | None = None) -> list[Action]:
             if not standing:
                 out.append(("standup", -1, -1))
         else:
-            out.extend((verb, i, -1) for i in close if check(world, verb, i) is None)
+            need = _CANDIDATE_FILTER.get(verb, 0)
+            state_need = _WASHABLE if verb == "wash" else 0
+            out.extend((verb, i, -1) for i in close
+                       if (not need or props[i] & need) and (not state_need or world.state[i] & state_need)
+                       and check(world, verb, i) is None)
     return out
 
 
