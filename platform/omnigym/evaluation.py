@@ -63,7 +63,8 @@ def evaluate_many(policies: list, env_id: str, panels: list, out_dir: str | Path
         for panel in panels:
             policy = resolve_policy(spec, env_id)
             pname = policy_name(policy)
-            record_to = out_dir / "episodes" / f"{pname}-{panel}.parquet" if record and isinstance(panel, str) else None
+            label = panel if isinstance(panel, str) else f"seeds{panel[0]}-{panel[-1]}"
+            record_to = out_dir / "episodes" / f"{pname}-{label}.parquet" if record else None
             sections.append(evaluate(policy, env_id, panel, group_size, env_kwargs=env_kwargs,
                                      record_to=record_to, progress=progress))
     path = write_report(sections, out_dir, title or f"Evaluation on {env_id}", notes=notes)

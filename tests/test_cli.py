@@ -1,0 +1,67 @@
+"""The omnigym command, run as a user would: a real subprocess."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run(*args, input_text=None, check=True):
+    proc = subprocess.run([sys.executable, "-m", "omnigym.cli", *args], input=input_text, text=True,
+                          capture_output=True, cwd=ROOT, timeout=300)
+    if check:
+        assert proc.returncode == 0, proc.stderr
+    return proc
+
+
+def test_list_and_info():
+    out = run("list").stdout
+    assert "household/Household-v0" in out and "household/PutIn-v0" in out
+    info = json.loads(run("info", "household/Heat-v0", "--json").stdout)
+    assert set(info["modes"]) == {"text", "discrete", "vector"}
+    assert info["modes"]["discrete"]["action_space"].startswith("Discrete(")
+    assert "action_mask" in info["modes"]["discrete"]["info_keys"]
+    assert info["panels"]["heldout"].startswith("heldout split")
+
+
+def test_unknown_id_suggests_close_matches():
+    proc = run("info", "household/Putin-v0", check=False)
+    assert proc.returncode == 2
+    assert "household/PutIn-v0" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_play_reads_numbers_and_free_text():
+    proc = run("play", "household/Hold-v0", "--seed", "0",
+               input_text="0\n[grab] <nothing>\nwalk to the kitchen\nq\n")
+    assert "Task: pick up the" in proc.stdout
+    assert "  0. [walk] <kitchen>" in proc.stdout
+    assert "(invalid action)" in proc.stdout          # the bogus grab
+    assert proc.stdout.count("Last action: [walk]") >= 2
+
+
+def test_eval_writes_report(tmp_path):
+    proc = run("eval", "household/Hold-v0", "--policy", "planner", "--policy", "random",
+               "--panel", "0..3", "--group-size", "2", "--out", str(tmp_path))
+    assert "planner" in proc.stdout and "success 100.0%" in proc.stdout
+    report = (tmp_path / "report.md").read_text()
+    assert "Wilson" in report and "pass@2" in report
+    recorded = sorted(p.name for p in (tmp_path / "episodes").glob("*.parquet"))
+    assert recorded == ["planner-seeds0-3.parquet", "random-seeds0-3.parquet"]
+
+
+def test_bench_reports_every_mode():
+    proc = run("bench", "household/Hold-v0", "--steps", "300", "--repeats", "1", "--json")
+    result = json.loads(proc.stdout)
+    assert set(result["modes"]) == {"text", "discrete", "vector"}
+    assert all(m["steps_per_s"] > 0 and m["ratio_to_baseline"] > 0 for m in result["modes"].values())
+
+
+def test_quick_demo(tmp_path):
+    run("demo", "--quick", "--out", str(tmp_path))
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    by_policy = {(s["policy"], s["panel"]): s["summary"]["success_rate"] for s in summary["sections"]}
+    assert all(rate == 1.0 for (policy, _), rate in by_policy.items() if policy == "planner")
+    assert len(list((tmp_path / "episodes").glob("*.parquet"))) == 4
