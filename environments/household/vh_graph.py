@@ -147,8 +147,8 @@ def load_graph_dict(graph: dict | str | bytes | os.PathLike) -> dict:
             return json.loads(text)
         except json.JSONDecodeError as exc:
             raise ValueError(f"VirtualHome graph: {str(path)!r} is not valid JSON ({exc})") from None
-    raise ValueError(f"VirtualHome graph: expected a dict, a JSON string or a path, "
-                     f"got {type(graph).__name__}")
+    raise ValueError(f"VirtualHome graph: expected a dict with 'nodes' and 'edges', a JSON "
+                     f"string or a path to a .json file, got {type(graph).__name__}")
 
 
 def _int_id(value: Any, what: str) -> int:
@@ -402,23 +402,10 @@ def _room_of(i: int, parent: list[int], is_room: list[bool]) -> int:
 def _pick_near(world: World, close: set[int], hint: Any, index: dict[int, int]) -> int:
     """The object the character walked to, from the CLOSE edges.
 
-    The exporter's ``"near"`` hint wins when it names a CLOSE object. Otherwise
-    the smallest-id non-room CLOSE target that is not carried, preferring one
-    that explains the whole CLOSE set (what ``World.is_close`` would derive).
+    The exporter's ``"near"`` hint wins when it names a CLOSE object; otherwise
+    the smallest-id non-room CLOSE target that is not carried (-1 if none).
     """
     close = {i for i in close if not world.is_room[i]}
     if isinstance(hint, int) and not isinstance(hint, bool) and index.get(hint) in close:
         return index[hint]
-    candidates = sorted(i for i in close if world.holder(i) < 0)
-    if not candidates:
-        return -1
-    c = world.char
-    base = {i for i in close if i == c.seat or world.holder(i) >= 0}
-    for cand in candidates:
-        derived = base | {cand} | world.children[cand]
-        p = world.parent[cand]
-        if p >= 0 and not world.is_room[p]:
-            derived.add(p)
-        if derived == close:
-            return cand
-    return candidates[0]
+    return min((i for i in close if world.holder(i) < 0), default=-1)
