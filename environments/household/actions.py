@@ -247,8 +247,12 @@ def format_action(world: World, action: Action) -> str:
     return f"[{verb}] {world.names[a]} {world.names[b]}"
 
 
-_BRACKET = re.compile(r"^\s*(?:<char\d*>\s*)?\[\s*([a-zA-Z_ ]+?)\s*\]\s*(.*)$", re.S)
-_ARG = re.compile(r"<\s*([^<>]+?)\s*>\s*(?:\(\s*(\d+)\s*\))?")
+# Patterns avoid nested quantifiers over the same characters, so parsing stays
+# linear even on hostile inputs; actions are also cut to MAX_ACTION_CHARS.
+MAX_ACTION_CHARS = 500
+_BRACKET = re.compile(r"^(?:<char\d{0,3}>)?\s*\[([a-zA-Z_ ]{1,40})\](.*)$", re.S)
+_ARG = re.compile(r"<([^<>]{1,80})>\s*(\([^()<>]*\)?)?")
+_ID = re.compile(r"\(\s*(\d{1,9})\s*\)")
 _FILLER = {"to", "the", "a", "an", "on", "onto", "in", "into", "inside", "at", "up",
            "down", "of", "from", "with", "my", "your", "please", "and"}
 
@@ -264,13 +268,22 @@ def parse_action(world: World, text: str) -> Action | str:
     sentence explaining what could not be understood."""
     if not isinstance(text, str):
         return f"actions are strings, got {type(text).__name__}"
-    text = text.strip().splitlines()[0] if text.strip() else ""
+    text = text[:MAX_ACTION_CHARS].strip()
+    text = text.splitlines()[0] if text else ""
     if not text:
         return "empty action; write e.g. [walk] <kitchen>"
     m = _BRACKET.match(text)
     if m:
         verb = _normalise_verb(m.group(1))
-        args = [(cls.strip().lower(), int(i) if i else None) for cls, i in _ARG.findall(m.group(2))]
+        args = []
+        for cls, raw_id in _ARG.findall(m.group(2)):
+            node_id = None
+            if raw_id:
+                id_match = _ID.fullmatch(raw_id.strip())
+                if id_match is None:
+                    return f"bad object id {raw_id[:20]!r} after <{cls.strip()[:40]}>: ids look like (12)"
+                node_id = int(id_match.group(1))
+            args.append((cls.strip().lower(), node_id))
     else:
         words = re.findall(r"[a-zA-Z_]+", text.lower())
         if not words:

@@ -154,8 +154,10 @@ class HouseholdEnv(gym.Env):
     def _parse(self, action):
         if self.action_mode == "discrete":
             try:
+                if isinstance(action, (bool, np.bool_)) or isinstance(action, (str, bytes)):
+                    raise TypeError
                 index = int(action)
-                if index != action and not isinstance(action, (np.ndarray, np.generic)):
+                if index != action:  # 1.5 is not an index; 2.0 and np.int64(2) are
                     raise TypeError
             except (TypeError, ValueError, OverflowError):
                 return f"discrete actions are integer indices, got {str(action)[:40]!r}"

@@ -124,6 +124,25 @@ def heldout_split(tasks: list[Task], fraction: float) -> set[str]:
     return held
 
 
+def _check_template(path: Path, name, tspec) -> None:
+    """Structural checks with messages that name the file and template."""
+    where = f"{path}: template {name!r}"
+    if not isinstance(tspec, dict):
+        raise ValueError(f"{where} must be a mapping with 'goal', 'slots' and 'instruction'")
+    if not isinstance(tspec.get("goal"), list) or not tspec["goal"]:
+        raise ValueError(f"{where} needs a non-empty goal list, e.g. [[HOLDS, mug, \"\"]]")
+    slots = tspec.get("slots") or {}
+    if not isinstance(slots, dict):
+        raise ValueError(f"{where}: 'slots' must map slot names to lists of values")
+    for slot, values in slots.items():
+        if not isinstance(values, list) or not values:
+            raise ValueError(f"{where}: slot {slot!r} needs a non-empty list of values")
+        bad = [v for v in values if not isinstance(v, str)]
+        if bad:
+            raise ValueError(f"{where}: slot {slot!r} has non-string values {bad}; quote them "
+                             "(YAML reads ON/OFF/yes/no as booleans and digits as numbers)")
+
+
 def load_suite(path: str | Path, validate=None) -> TaskSuite:
     """Load a suite file. ``validate(task)`` may raise ValueError for tasks a
     family cannot pose; the message names the file and template."""
@@ -132,17 +151,16 @@ def load_suite(path: str | Path, validate=None) -> TaskSuite:
         spec = yaml.safe_load(path.read_text())
     except yaml.YAMLError as exc:
         raise ValueError(f"{path}: not valid YAML: {exc}") from exc
-    if not isinstance(spec, dict) or "templates" not in spec:
-        raise ValueError(f"{path}: a suite needs a 'templates' mapping")
+    if not isinstance(spec, dict) or not isinstance(spec.get("templates"), dict) or not spec["templates"]:
+        raise ValueError(f"{path}: a suite needs a non-empty 'templates' mapping (name: {{goal, slots, ...}})")
     fraction = float(spec.get("heldout_fraction", 0.3))
     tasks: dict[str, Task] = {}
     train: list[str] = []
     heldout: list[str] = []
     for name, tspec in spec["templates"].items():
-        if "goal" not in tspec:
-            raise ValueError(f"{path}: template {name!r} has no goal")
+        _check_template(path, name, tspec)
         try:
-            expanded = expand_template(name, tspec)
+            expanded = expand_template(str(name), tspec)
         except (KeyError, IndexError) as exc:
             raise ValueError(f"{path}: template {name!r} uses an undefined slot {exc}") from exc
         except ValueError as exc:
@@ -159,11 +177,17 @@ def load_suite(path: str | Path, validate=None) -> TaskSuite:
             (heldout if task.id in held else train).append(task.id)
     splits = {"train": tuple(train), "heldout": tuple(heldout), "all": tuple(tasks)}
     panels = {}
-    for pname, pspec in (spec.get("panels") or {}).items():
+    panel_specs = spec.get("panels") or {}
+    if not isinstance(panel_specs, dict):
+        raise ValueError(f"{path}: 'panels' must be a mapping of name: {{split, first_seed, episodes}}")
+    for pname, pspec in panel_specs.items():
+        pspec = pspec if isinstance(pspec, dict) else {}
         split = pspec.get("split", pname)
         if split not in splits or not splits[split]:
             raise ValueError(f"{path}: panel {pname!r} uses empty or unknown split {split!r}")
-        first, count = int(pspec.get("first_seed", 0)), int(pspec.get("episodes", 50))
+        first, count = pspec.get("first_seed", 0), pspec.get("episodes", 50)
+        if not all(isinstance(v, int) and not isinstance(v, bool) for v in (first, count)):
+            raise ValueError(f"{path}: panel {pname!r}: first_seed and episodes must be integers")
         panels[pname] = Panel(pname, split, tuple(range(first, first + count)))
     return TaskSuite(
         name=spec.get("name", path.stem), version=int(spec.get("version", 0)),

@@ -1,0 +1,1 @@
+"""The household family: a VirtualHome-like symbolic world (see env.py)."""
