@@ -638,9 +638,6 @@ def test_closed_containers_hide_their_contents():
     assert info[K.INVALID_ACTION] is False and iname in obs
 
 
-@pytest.mark.xfail(strict=True, reason="actions.py _resolve binds a class name to a hidden instance and "
-                                        "check() explains why it fails, so the feedback names the hidden "
-                                        "object's id and says it is inside something closed")
 def test_feedback_does_not_reveal_hidden_objects():
     env = _raw("text")
     for seed in range(300):

@@ -171,7 +171,20 @@ def test_user_suite_loads_from_a_path(tmp_path):
     assert Path(suite.path) == path.resolve()
 
 
-def test_user_suite_registers_ids_that_make_and_reset(tmp_path):
+@pytest.fixture
+def restore_registry():
+    """Registering a user's suite is global: undo it so later tests see the built-in ids only."""
+    from omnigym import registry
+    omnigym.list_envs()  # load the built-in families first
+    gym_before, ours_before = set(gym.registry), dict(registry._ENTRIES)
+    yield
+    for env_id in set(gym.registry) - gym_before:
+        del gym.registry[env_id]
+    registry._ENTRIES.clear()
+    registry._ENTRIES.update(ours_before)
+
+
+def test_user_suite_registers_ids_that_make_and_reset(tmp_path, restore_registry):
     from omnigym.environments.household.registration import register_suite
     path = _write(tmp_path, USER_SUITE)
     ids = register_suite(str(path))

@@ -312,19 +312,24 @@ def parse_action(world: World, text: str) -> Action | str:
 
 
 def _resolve(world: World, verb: str, role: int, cls: str, node_id: int | None) -> int | str:
-    """Bind a class name (and optional VirtualHome id) to a node index."""
+    """Bind a class name (and optional VirtualHome id) to a node the agent can
+    perceive: a room, or an object it sees or carries. Hidden and missing
+    objects get the same answer, so failures never reveal what is out of sight."""
+    def perceivable(i: int) -> bool:
+        return world.is_room[i] or world.is_visible(i)
+
     if node_id is not None:
         i = world.by_id.get(node_id)
-        if i is None or world.class_names[i] != cls:
-            return f"there is no <{cls}> with id ({node_id})"
+        if i is None or world.class_names[i] != cls or not perceivable(i):
+            return f"you do not see a <{cls}> ({node_id}) here"
         return i
-    candidates = world.by_class.get(cls)
+    candidates = [i for i in world.by_class.get(cls, ()) if perceivable(i)]
     if not candidates:
-        return f"there is no <{cls}> here"
+        return f"you do not see a <{cls}> here"
     # Prefer what the verb can use: held for the first argument of put/drop,
-    # then close, then visible; ties broken by index so parsing is deterministic.
+    # then close; ties broken by index so parsing is deterministic.
+    held_first = role == 0 and verb in ("put", "putin") + _HELD_VERBS
+
     def rank(i: int) -> tuple:
-        held_first = role == 0 and verb in ("put", "putin") + _HELD_VERBS
-        return (not (held_first and world.is_held(i)), not world.is_close(i),
-                not (world.is_room[i] or world.is_visible(i)), i)
+        return (not (held_first and world.is_held(i)), not world.is_close(i), i)
     return min(candidates, key=rank)
