@@ -174,7 +174,11 @@ class HouseholdEnv(gym.Env):
         world = self.world
         visible = world.visible()
         self._actions = A.admissible(world, visible)
-        if len(self._actions) > self.max_actions:  # never silently drop: keep canonical first ones
+        if len(self._actions) > self.max_actions:
+            # Generated scenes stay far below the default (tested); a large imported
+            # scene can exceed it: keep the canonical first ones and say so.
+            gym.logger.warn(f"{len(self._actions)} admissible actions exceed max_actions="
+                            f"{self.max_actions}; raise max_actions to keep them all")
             self._actions = self._actions[:self.max_actions]
         strings = action_strings(world, self._actions)
         if self.obs_mode == "text":
