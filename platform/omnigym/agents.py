@@ -8,7 +8,8 @@ plain callable ``f(obs, info)``. ``resolve_policy`` turns a name into one:
   (the action mask in discrete mode, ``admissible_actions`` in text mode),
   else ``action_space.sample()``;
 - ``expert`` / ``planner``: the env family's expert (see ``omnigym info``);
-- ``package.module:Name``: any importable class or factory.
+- ``package.module:Name``: any importable class or factory;
+- a run folder of ``omnigym train`` or an RLlib checkpoint: the trained RLModule.
 """
 from __future__ import annotations
 
@@ -87,11 +88,16 @@ def resolve_policy(spec, env_id: str | None = None, **kwargs):
         policy = _import(expert)(**kwargs)
         policy.name = spec
         return policy
+    from omnigym.rllib.inference import is_checkpoint
+    if is_checkpoint(spec):
+        from omnigym.rllib.inference import RLModulePolicy
+        return RLModulePolicy.from_checkpoint(spec, name=kwargs.pop("name", "trained"), **kwargs)
     if ":" in spec:
         obj = _import(spec)
         policy = obj(**kwargs) if isinstance(obj, type) else obj
         return resolve_policy(policy)
-    raise ValueError(f"unknown policy {spec!r}; use random, expert, planner or 'module:Class'")
+    raise ValueError(f"unknown policy {spec!r}; use random, expert, planner, 'module:Class' "
+                     "or a checkpoint folder")
 
 
 def policy_name(policy) -> str:

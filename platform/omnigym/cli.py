@@ -130,6 +130,18 @@ def _cmd_bench(args) -> int:
     return 0
 
 
+def _cmd_train(args) -> int:
+    from omnigym.rllib.train import compose, train
+    cfg = compose(args.overrides)
+    if args.print_config:
+        from omegaconf import OmegaConf
+        print(OmegaConf.to_yaml(cfg))
+        return 0
+    path = train(cfg)
+    print(f"\nreport: {path}")
+    return 0
+
+
 def _cmd_demo(args) -> int:
     from omnigym.demo import run_demo
     path = run_demo(args.out, quick=args.quick)
@@ -157,7 +169,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("eval", help="evaluate policies on seed panels and write a report")
     s.add_argument("env_id")
-    s.add_argument("--policy", action="append", help="random, expert, planner or module:Class (repeatable)")
+    s.add_argument("--policy", action="append",
+                   help="random, expert, planner, module:Class or a checkpoint/run folder (repeatable)")
     s.add_argument("--panel", action="append", help="a suite panel (train, heldout) or a seed range 0..49")
     s.add_argument("--group-size", type=int, default=1, help="identical resets per seed (pass@k, pass^k)")
     s.add_argument("--env-kwarg", action="append", help="key=value passed to the env (JSON values)")
@@ -173,6 +186,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--all-cores", dest="one_core", action="store_false", help="do not pin to one core")
     s.add_argument("--json", action="store_true")
     s.set_defaults(fn=_cmd_bench)
+
+    s = sub.add_parser("train", help="train with RLlib: hydra overrides such as algo=ppo env=cartpole iterations=20")
+    s.add_argument("overrides", nargs="*", help="hydra overrides (key=value, group=option)")
+    s.add_argument("--print-config", action="store_true", help="print the composed config and exit")
+    s.set_defaults(fn=_cmd_train)
 
     s = sub.add_parser("demo", help="the default job: evaluate baselines on the household suite, write a report")
     s.add_argument("--out", default="reports/demo")

@@ -1,0 +1,1 @@
+"""Hydra configs of ``omnigym train`` (groups: algo, env, policy, resources)."""

@@ -1,0 +1,273 @@
+"""``omnigym train``: RLlib training of any registered environment.
+
+One run folder holds everything: the resolved ``config.yaml``,
+``metrics.csv`` and TensorBoard events (one row per iteration, continuous
+across resumes), ``eval.csv`` (success with Wilson intervals from the core
+harness), ``checkpoints/iter_NNNNN`` (written to a temporary folder and
+renamed, so a kill never leaves a checkpoint that looks complete) and the
+final ``report/`` (trained vs baselines, learning curves).
+"""
+from __future__ import annotations
+
+import csv
+import os
+import shutil
+import time
+from pathlib import Path
+
+from omegaconf import DictConfig, OmegaConf
+from tqdm.auto import tqdm
+
+CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
+METRIC_FIELDS = ["iteration", "env_steps", "episode_return_mean", "episode_len_mean", "episodes",
+                 "env_steps_per_s", "iteration_s", "wall_s"]
+EVAL_FIELDS = ["iteration", "env_steps", "episodes", "success_rate", "success_lo", "success_hi", "return_mean"]
+
+
+def compose(overrides: list[str] | None = None) -> DictConfig:
+    """The train config with hydra command-line overrides applied."""
+    from hydra import compose as hydra_compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
+        return hydra_compose(config_name="train", overrides=list(overrides or []))
+
+
+# ------------------------------------------------------------------ files
+def _write_atomic(path: Path, text: str) -> None:
+    from omnigym.episodes import atomic_write_text
+    atomic_write_text(path, text)
+
+
+def _read_csv(path: Path) -> list[dict]:
+    if not path.exists():
+        return []
+    with path.open() as f:
+        return list(csv.DictReader(f))
+
+
+def _append_csv(path: Path, fields: list[str], row: dict) -> None:
+    new = not path.exists()
+    with path.open("a", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=fields, extrasaction="ignore")
+        if new:
+            writer.writeheader()
+        writer.writerow(row)
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def _truncate_csv(path: Path, fields: list[str], last_iteration: int) -> None:
+    """Drop rows after the checkpoint we resume from (that work was lost)."""
+    rows = [r for r in _read_csv(path) if int(r["iteration"]) <= last_iteration]
+    if path.exists():
+        tmp = path.with_suffix(".csv.tmp")
+        with tmp.open("w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=fields, extrasaction="ignore")
+            writer.writeheader()
+            writer.writerows(rows)
+        os.replace(tmp, path)
+
+
+def latest_checkpoint(run_dir: Path) -> Path | None:
+    ckpts = sorted(p for p in (run_dir / "checkpoints").glob("iter_*") if p.is_dir())
+    return ckpts[-1] if ckpts else None
+
+
+def save_checkpoint(algo, run_dir: Path, iteration: int, keep: int) -> Path:
+    ckpt_dir = run_dir / "checkpoints"
+    ckpt_dir.mkdir(parents=True, exist_ok=True)
+    final = ckpt_dir / f"iter_{iteration:05d}"
+    tmp = ckpt_dir / f".tmp-iter_{iteration:05d}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    algo.save_to_path(str(tmp))
+    shutil.rmtree(final, ignore_errors=True)
+    os.replace(tmp, final)
+    _write_atomic(ckpt_dir / "latest", final.name)
+    for old in sorted(p for p in ckpt_dir.glob("iter_*") if p.is_dir())[:-max(1, keep)]:
+        shutil.rmtree(old, ignore_errors=True)
+    return final
+
+
+# ---------------------------------------------------------------- metrics
+def _find(result: dict, key: str):
+    """A metric wherever RLlib nests it (the layout moved between releases)."""
+    if key in result and not isinstance(result[key], dict):
+        return result[key]
+    for value in result.values():
+        if isinstance(value, dict):
+            found = _find(value, key)
+            if found is not None:
+                return found
+    return None
+
+
+def metrics_row(result: dict, iteration: int, iteration_s: float, wall_s: float, prev_steps: float) -> dict:
+    env_runners = result.get("env_runners", {})
+    steps = _find(env_runners, "num_env_steps_sampled_lifetime") or _find(result, "num_env_steps_sampled_lifetime") or 0
+    return {
+        "iteration": iteration, "env_steps": int(steps),
+        "episode_return_mean": env_runners.get("episode_return_mean", float("nan")),
+        "episode_len_mean": env_runners.get("episode_len_mean", float("nan")),
+        "episodes": env_runners.get("num_episodes_lifetime", env_runners.get("num_episodes", 0)),
+        "env_steps_per_s": (steps - prev_steps) / iteration_s if iteration_s > 0 else 0.0,
+        "iteration_s": iteration_s, "wall_s": wall_s,
+    }
+
+
+def evaluation_panel(cfg) -> tuple:
+    """(panel, env kwargs) for the core harness: a suite panel (cut to
+    ``episodes`` seeds) or an explicit seed range."""
+    from omnigym.evaluation import panel_seeds
+    from omnigym.rllib.algo_config import to_dict
+    ev, env_kwargs = cfg.evaluation, to_dict(cfg.env.kwargs)
+    if ev.panel:
+        try:
+            name, seeds, panel_kwargs = panel_seeds(cfg.env.id, ev.panel)
+            return seeds[:int(ev.episodes)], {**env_kwargs, **panel_kwargs}
+        except ValueError:
+            pass  # the env has no suite: fall back to plain seeds
+    first, last = int(ev.seeds[0]), int(ev.seeds[1])
+    return list(range(first, last + 1))[:int(ev.episodes)], env_kwargs
+
+
+def evaluate_module(module, cfg, name: str) -> dict:
+    from omnigym.evaluation import evaluate
+    from omnigym.rllib.inference import RLModulePolicy
+    seeds, env_kwargs = evaluation_panel(cfg)
+    policy = RLModulePolicy(module, name=name)
+    return evaluate(policy, cfg.env.id, seeds, env_kwargs=env_kwargs, progress=False)
+
+
+# -------------------------------------------------------------------- run
+def prepare_run(cfg: DictConfig) -> tuple[DictConfig, Path, Path | None]:
+    """Resolve the run folder; on resume, reload the saved config."""
+    run_dir = Path(cfg.out_dir)
+    ckpt = latest_checkpoint(run_dir)
+    if cfg.resume:
+        saved = run_dir / "config.yaml"
+        if not saved.exists():
+            raise ValueError(f"resume=true but {run_dir} has no config.yaml; start the run without resume first")
+        iterations = cfg.iterations
+        cfg = OmegaConf.load(saved)
+        cfg.iterations = max(int(iterations), int(cfg.iterations))
+        cfg.resume = True
+        return cfg, run_dir, ckpt
+    if ckpt is not None:
+        raise ValueError(f"{run_dir} already holds checkpoints; pass resume=true to continue it "
+                         f"or run_name=... for a new run")
+    run_dir.mkdir(parents=True, exist_ok=True)
+    _write_atomic(run_dir / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
+    return OmegaConf.create(OmegaConf.to_container(cfg, resolve=True)), run_dir, None
+
+
+def init_ray(cfg) -> bool:
+    """Start or join Ray; returns True when this process started it."""
+    import ray
+    if ray.is_initialized():
+        return False
+    res = cfg.resources
+    env_vars = {"PYTHONPATH": os.environ["PYTHONPATH"]} if os.environ.get("PYTHONPATH") else {}
+    ray.init(address=res.address or None, num_cpus=None if res.address else res.num_cpus,
+             include_dashboard=False, log_to_driver=False,
+             runtime_env={"env_vars": env_vars} if env_vars else None)
+    return True
+
+
+def build_algorithm(cfg, run_dir: Path, ckpt: Path | None):
+    from omnigym.rllib import envs
+    from omnigym.rllib.algo_config import build_algo_config, to_dict
+    env_name = envs.register(cfg.env.id, to_dict(cfg.env.kwargs), tuple(cfg.env.modules or ()))
+    if ckpt is not None:
+        from ray.rllib.algorithms.algorithm import Algorithm
+        return Algorithm.from_checkpoint(str(ckpt))
+    offline = None
+    if cfg.algo.name == "bc":
+        from omnigym.rllib.offline import record_demonstrations
+        offline = record_demonstrations(cfg, run_dir / "demonstrations")
+    return build_algo_config(cfg, env_name, offline_data=offline).build_algo()
+
+
+def train(cfg: DictConfig) -> Path:
+    """Train (or resume) a run; returns the path of its final report."""
+    cfg, run_dir, ckpt = prepare_run(cfg)
+    started_ray = init_ray(cfg)
+    try:
+        algo = build_algorithm(cfg, run_dir, ckpt)
+        start = int(algo.iteration)
+        if ckpt is not None:
+            print(f"resumed {run_dir} from {ckpt.name} (iteration {start}); "
+                  f"work after that checkpoint was lost and is redone")
+        for name, fields in (("metrics.csv", METRIC_FIELDS), ("eval.csv", EVAL_FIELDS)):
+            _truncate_csv(run_dir / name, fields, start)
+        from torch.utils.tensorboard import SummaryWriter
+        writer = SummaryWriter(str(run_dir / "tb"), purge_step=start + 1 if start else None)
+        rows = _read_csv(run_dir / "metrics.csv")
+        prev_steps = float(rows[-1]["env_steps"]) if rows else 0.0
+        wall0 = time.perf_counter() - (float(rows[-1]["wall_s"]) if rows else 0.0)
+        bar = tqdm(range(start, int(cfg.iterations)), initial=start, total=int(cfg.iterations),
+                   desc=f"train {cfg.algo.name} on {cfg.env.id}", disable=not cfg.progress, unit="it")
+        row = None
+        for i in bar:
+            t0 = time.perf_counter()
+            result = algo.train()
+            it = i + 1
+            row = metrics_row(result, it, time.perf_counter() - t0, time.perf_counter() - wall0, prev_steps)
+            prev_steps = row["env_steps"]
+            _append_csv(run_dir / "metrics.csv", METRIC_FIELDS, row)
+            for key in METRIC_FIELDS[1:]:
+                writer.add_scalar(f"train/{key}", float(row[key]), it)
+            bar.set_postfix(ret=f"{row['episode_return_mean']:.3g}", sps=f"{row['env_steps_per_s']:.0f}")
+            last = it == int(cfg.iterations)
+            if last or (cfg.checkpoint_every and it % int(cfg.checkpoint_every) == 0):
+                save_checkpoint(algo, run_dir, it, int(cfg.keep_checkpoints))
+            if last or (cfg.evaluation.every and it % int(cfg.evaluation.every) == 0):
+                section = evaluate_module(algo.get_module(), cfg, cfg.algo.name)
+                s = section["summary"]
+                _append_csv(run_dir / "eval.csv", EVAL_FIELDS, {
+                    "iteration": it, "env_steps": row["env_steps"], "episodes": s["episodes"],
+                    "success_rate": s["success_rate"], "success_lo": s["success_ci"][0],
+                    "success_hi": s["success_ci"][1], "return_mean": s["return_mean"]})
+                writer.add_scalar("eval/success_rate", s["success_rate"], it)
+                writer.add_scalar("eval/return_mean", s["return_mean"] or 0.0, it)
+        writer.close()
+        report = final_report(algo, cfg, run_dir)
+        algo.stop()
+        return report
+    finally:
+        if started_ray:
+            import ray
+            ray.shutdown()
+
+
+def final_report(algo, cfg, run_dir: Path) -> Path:
+    """Trained policy vs baselines on the same seeds, plus learning curves."""
+    from omnigym.evaluation import evaluate
+    from omnigym.registry import entry
+    from omnigym.report import plot_curves, write_report
+    seeds, env_kwargs = evaluation_panel(cfg)
+    sections = [evaluate_module(algo.get_module(), cfg, cfg.algo.name)]
+    for baseline in cfg.evaluation.baselines or ():
+        if baseline in ("expert", "planner") and not entry(cfg.env.id).expert:
+            continue
+        sections.append(evaluate(baseline, cfg.env.id, seeds, env_kwargs=env_kwargs, progress=False))
+    out = run_dir / "report"
+    out.mkdir(parents=True, exist_ok=True)
+    metrics = _read_csv(run_dir / "metrics.csv")
+    plot_curves({"episode return (training)": [(float(r["env_steps"]), float(r["episode_return_mean"]))
+                                                for r in metrics]},
+                out / "learning_curve.png", "environment steps", "mean episode return",
+                f"{cfg.algo.name} on {cfg.env.id}")
+    evals = _read_csv(run_dir / "eval.csv")
+    plot_curves({"success rate (evaluation)": [(float(r["env_steps"]), float(r["success_rate"])) for r in evals]},
+                out / "eval_curve.png", "environment steps", "success rate",
+                f"{cfg.algo.name} on {cfg.env.id}: evaluation")
+    last = metrics[-1] if metrics else {}
+    notes = [
+        f"Run: `{run_dir}`; config: `config.yaml`; algorithm {cfg.algo.name}, policy {cfg.policy.name}, "
+        f"resources {cfg.resources.name}; {last.get('iteration', 0)} iterations, {last.get('env_steps', 0)} env steps.",
+        f"Evaluation: greedy actions of the trained policy on {len(seeds)} seeds; baselines on the same seeds.",
+        "![learning curve](learning_curve.png)",
+        "![evaluation curve](eval_curve.png)",
+    ]
+    return write_report(sections, out, f"omnigym train: {cfg.algo.name} on {cfg.env.id}", notes=notes)

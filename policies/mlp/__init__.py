@@ -1,0 +1,1 @@
+"""MLP actor-critic with action masking (Discrete) or a diagonal Gaussian (Box)."""
