@@ -103,7 +103,10 @@ def _panels(values: list[str]) -> list:
 
 
 def _cmd_eval(args) -> int:
+    import importlib
     from omnigym.evaluation import evaluate_many
+    for module in args.import_module or ():
+        importlib.import_module(module)
     path, sections = evaluate_many(args.policy or ["random"], args.env_id, _panels(args.panel or ["train"]),
                                    args.out, group_size=args.group_size, env_kwargs=_parse_kwargs(args.env_kwarg),
                                    record=not args.no_record)
@@ -176,6 +179,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--env-kwarg", action="append", help="key=value passed to the env (JSON values)")
     s.add_argument("--out", default="reports/eval")
     s.add_argument("--no-record", action="store_true", help="do not save episodes as Parquet")
+    s.add_argument("--import-module", action="append", help="a module that registers your own env ids")
     s.set_defaults(fn=_cmd_eval)
 
     s = sub.add_parser("bench", help="environment steps per second in each mode")

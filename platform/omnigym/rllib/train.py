@@ -10,6 +10,7 @@ final ``report/`` (trained vs baselines, learning curves).
 from __future__ import annotations
 
 import csv
+import importlib
 import os
 import shutil
 import time
@@ -191,6 +192,8 @@ def build_algorithm(cfg, run_dir: Path, ckpt: Path | None):
 def train(cfg: DictConfig) -> Path:
     """Train (or resume) a run; returns the path of its final report."""
     cfg, run_dir, ckpt = prepare_run(cfg)
+    for module in cfg.env.modules or ():  # user modules that register envs, here as on workers
+        importlib.import_module(module)
     started_ray = init_ray(cfg)
     try:
         algo = build_algorithm(cfg, run_dir, ckpt)
