@@ -14,6 +14,7 @@ import importlib
 
 POLICIES = {
     "mlp": ("omnigym.policies.mlp.config:MLPConfig", "omnigym.policies.mlp.model:MLPActorCritic"),
+    "scorer": ("omnigym.policies.scorer.config:ScorerConfig", "omnigym.policies.scorer.model:ActionScorer"),
 }
 
 

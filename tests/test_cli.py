@@ -59,9 +59,11 @@ def test_bench_reports_every_mode():
     assert all(m["steps_per_s"] > 0 and m["ratio_to_baseline"] > 0 for m in result["modes"].values())
 
 
-def test_quick_demo(tmp_path):
+def test_quick_demo_evaluates_baselines_and_trains(tmp_path):
     run("demo", "--quick", "--out", str(tmp_path))
     summary = json.loads((tmp_path / "summary.json").read_text())
     by_policy = {(s["policy"], s["panel"]): s["summary"]["success_rate"] for s in summary["sections"]}
-    assert all(rate == 1.0 for (policy, _), rate in by_policy.items() if policy == "planner")
+    assert all(rate == 1.0 for (policy, _), rate in by_policy.items() if policy in ("planner", "expert"))
+    assert ("ppo", "Hold train") in by_policy and ("random", "Hold train") in by_policy
     assert len(list((tmp_path / "episodes").glob("*.parquet"))) == 4
+    assert (tmp_path / "train" / "report" / "learning_curve.png").exists()

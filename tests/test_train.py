@@ -255,3 +255,24 @@ def test_two_node_loopback_cluster_runs_env_runners_on_both_nodes(tmp_path, user
         assert len(set(node_log.read_text().split())) == 2     # env runners on both nodes
     finally:
         _kill_cluster(port)
+
+
+@pytest.mark.parametrize("algo,env_name,extra", [
+    ("appo", "cartpole", ["algo.training.train_batch_size_per_learner=200"]),
+    ("sac", "pendulum", ["algo.training.num_steps_sampled_before_learning_starts=100"]),
+    ("bc", "household_hold", ["algo.demonstrations.seeds=[1000,1019]"]),
+])
+def test_every_algorithm_of_the_algo_group_trains(tmp_path, algo, env_name, extra):
+    out = tmp_path / algo
+    overrides = [o for o in FAST if not o.startswith("algo.training")] if algo != "ppo" else FAST
+    proc = subprocess.run([sys.executable, "-m", "omnigym.cli", "train", f"out_dir={out}", *overrides,
+                           f"algo={algo}", f"env={env_name}", "iterations=2", *extra],
+                          cwd=ROOT, capture_output=True, text=True, timeout=400,
+                          env={**os.environ, "RAY_AUTH_MODE": "disabled"})
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    rows = metrics(out)
+    assert [int(r["iteration"]) for r in rows] == [1, 2] and int(rows[-1]["env_steps"]) > 0
+    summary = (out / "report" / "summary.json").read_text()
+    assert f'"policy": "{algo}"' in summary
+    if algo == "bc":   # demonstrations were recorded with the expert first
+        assert list((out / "demonstrations").glob("*.parquet"))

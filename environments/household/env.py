@@ -207,6 +207,15 @@ class HouseholdEnv(gym.Env):
             return render_text(self.world, self.world.visible(), self.task.instruction, self._feedback)
         return None
 
+    def policy_layout(self) -> dict:
+        """How the vector observation splits into state and an action table,
+        for action-scoring policies (``policy=scorer``)."""
+        if self.obs_mode != "vector":
+            raise ValueError("policy_layout describes the vector observation; use mode='vector'")
+        offsets = self.layout.offsets()
+        return {"state_dim": offsets["actions"][0], "slots": self.max_actions, "fields": 3,
+                "vocab": int(self.observation_space.high.max()) + 1}
+
     # ------------------------------------------------------------ snapshots
     def get_state(self) -> dict:
         """Everything needed to continue this episode exactly (cheap: tuples)."""

@@ -147,7 +147,7 @@ def _cmd_train(args) -> int:
 
 def _cmd_demo(args) -> int:
     from omnigym.demo import run_demo
-    path = run_demo(args.out, quick=args.quick)
+    path = run_demo(args.out, quick=args.quick, train=not args.no_train)
     print(f"\nreport: {path}")
     return 0
 
@@ -199,6 +199,7 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("demo", help="the default job: evaluate baselines on the household suite, write a report")
     s.add_argument("--out", default="reports/demo")
     s.add_argument("--quick", action="store_true", help="small panels (a smoke run)")
+    s.add_argument("--no-train", action="store_true", help="skip the RLlib training part")
     s.set_defaults(fn=_cmd_demo)
     return p
 

@@ -27,6 +27,11 @@ class OmnigymTorchRLModule(TorchRLModule, ValueFunctionAPI, TargetNetworkAPI):
         # RLlib merges its own default keys into model_config, so our policy's
         # options travel in their own sub-dict.
         config = dict(self.model_config or {})
+        if config.get("torch_threads"):
+            # Env runners run batches of a few observations: extra threads only
+            # spin against each other (measured: 5x slower sampling on 2 cores).
+            import torch
+            torch.set_num_threads(int(config["torch_threads"]))
         self.policy = make_policy(config.get("policy", "mlp"), inner, self.action_space,
                                   **dict(config.get("policy_config") or {}))
 

@@ -141,6 +141,15 @@ def evaluate_module(module, cfg, name: str) -> dict:
 
 
 # -------------------------------------------------------------------- run
+def trained_module(algo):
+    """The policy being trained (BC has no env runners to ask for it)."""
+    from omnigym.rllib.offline import trained_module as from_learner
+    try:
+        return algo.get_module()
+    except AttributeError:
+        return from_learner(algo)
+
+
 def prepare_run(cfg: DictConfig) -> tuple[DictConfig, Path, Path | None]:
     """Resolve the run folder; on resume, reload the saved config."""
     run_dir = Path(cfg.out_dir)
@@ -169,7 +178,9 @@ def init_ray(cfg) -> bool:
         return False
     res = cfg.resources
     env_vars = {"PYTHONPATH": os.environ["PYTHONPATH"]} if os.environ.get("PYTHONPATH") else {}
-    ray.init(address=res.address or None, num_cpus=None if res.address else res.num_cpus,
+    # address "local" always starts a fresh instance: a plain ray.init() would
+    # join whatever cluster `ray start` last left on this machine.
+    ray.init(address=res.address or "local", num_cpus=None if res.address else res.num_cpus,
              include_dashboard=False, log_to_driver=False,
              runtime_env={"env_vars": env_vars} if env_vars else None)
     return True
@@ -184,7 +195,7 @@ def build_algorithm(cfg, run_dir: Path, ckpt: Path | None):
         return Algorithm.from_checkpoint(str(ckpt))
     offline = None
     if cfg.algo.name == "bc":
-        from omnigym.rllib.offline import record_demonstrations
+        from omnigym.rllib.offline import record_demonstrations  # noqa: I001
         offline = record_demonstrations(cfg, run_dir / "demonstrations")
     return build_algo_config(cfg, env_name, offline_data=offline).build_algo()
 
@@ -194,6 +205,8 @@ def train(cfg: DictConfig) -> Path:
     cfg, run_dir, ckpt = prepare_run(cfg)
     for module in cfg.env.modules or ():  # user modules that register envs, here as on workers
         importlib.import_module(module)
+    import torch
+    torch.set_num_threads(int(cfg.resources.get("torch_threads", 1)))
     started_ray = init_ray(cfg)
     try:
         algo = build_algorithm(cfg, run_dir, ckpt)
@@ -225,7 +238,7 @@ def train(cfg: DictConfig) -> Path:
             if last or (cfg.checkpoint_every and it % int(cfg.checkpoint_every) == 0):
                 save_checkpoint(algo, run_dir, it, int(cfg.keep_checkpoints))
             if last or (cfg.evaluation.every and it % int(cfg.evaluation.every) == 0):
-                section = evaluate_module(algo.get_module(), cfg, cfg.algo.name)
+                section = evaluate_module(trained_module(algo), cfg, cfg.algo.name)
                 s = section["summary"]
                 _append_csv(run_dir / "eval.csv", EVAL_FIELDS, {
                     "iteration": it, "env_steps": row["env_steps"], "episodes": s["episodes"],
@@ -239,7 +252,9 @@ def train(cfg: DictConfig) -> Path:
         return report
     finally:
         if started_ray:
+            import gc
             import ray
+            gc.collect()  # release Ray Data iterators (BC) while Ray is still up
             ray.shutdown()
 
 
@@ -249,7 +264,7 @@ def final_report(algo, cfg, run_dir: Path) -> Path:
     from omnigym.registry import entry
     from omnigym.report import plot_curves, write_report
     seeds, env_kwargs = evaluation_panel(cfg)
-    sections = [evaluate_module(algo.get_module(), cfg, cfg.algo.name)]
+    sections = [evaluate_module(trained_module(algo), cfg, cfg.algo.name)]
     for baseline in cfg.evaluation.baselines or ():
         if baseline in ("expert", "planner") and not entry(cfg.env.id).expert:
             continue

@@ -1,0 +1,1 @@
+"""Action-scoring actor-critic: one logit per admissible action from its features."""
