@@ -21,6 +21,7 @@ DEMO_ENV = "household/Household-v0"
 DEMO_POLICIES = (("random", 4), ("planner", 1))
 TRAIN_OVERRIDES = ["env=household_hold", "policy=scorer", "env.kwargs.progress_reward=0.5",
                    "iterations=18", "checkpoint_every=6", "evaluation.every=6", "evaluation.episodes=60",
+                   "evaluation.greedy=false",
                    "evaluation.baselines=[random,expert]"]
 
 
@@ -42,8 +43,8 @@ def run_demo(out_dir: str | Path = "reports/demo", quick: bool = False, train: b
     if train:
         sections += _train_household(out_dir / "train", quick)
         notes += [
-            "ppo: RLlib PPO, trained here for a few minutes (`omnigym train "
-            + " ".join(TRAIN_OVERRIDES if not quick else _quick(TRAIN_OVERRIDES)) + "`), greedy actions; "
+            "ppo: RLlib PPO with the action-scoring policy, trained here for a few minutes (`omnigym train "
+            + " ".join(TRAIN_OVERRIDES if not quick else _quick(TRAIN_OVERRIDES)) + "`), sampled actions; "
             "compared with random and the planner on the same train-panel seeds of household/Hold-v0.",
             "![PPO learning curve](train/report/learning_curve.png)",
             "![PPO evaluation curve](train/report/eval_curve.png)",

@@ -136,7 +136,7 @@ def evaluate_module(module, cfg, name: str) -> dict:
     from omnigym.evaluation import evaluate
     from omnigym.rllib.inference import RLModulePolicy
     seeds, env_kwargs = evaluation_panel(cfg)
-    policy = RLModulePolicy(module, name=name)
+    policy = RLModulePolicy(module, name=name, greedy=bool(cfg.evaluation.get("greedy", True)))
     return evaluate(policy, cfg.env.id, seeds, env_kwargs=env_kwargs, progress=False)
 
 
@@ -284,7 +284,8 @@ def final_report(algo, cfg, run_dir: Path) -> Path:
     notes = [
         f"Run: `{run_dir}`; config: `config.yaml`; algorithm {cfg.algo.name}, policy {cfg.policy.name}, "
         f"resources {cfg.resources.name}; {last.get('iteration', 0)} iterations, {last.get('env_steps', 0)} env steps.",
-        f"Evaluation: greedy actions of the trained policy on {len(seeds)} seeds; baselines on the same seeds.",
+        f"Evaluation: {'greedy' if cfg.evaluation.get('greedy', True) else 'sampled'} actions of the trained "
+        f"policy on {len(seeds)} seeds; baselines on the same seeds.",
         "![learning curve](learning_curve.png)",
         "![evaluation curve](eval_curve.png)",
     ]
