@@ -21,7 +21,7 @@ from tqdm.auto import tqdm
 
 CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
 METRIC_FIELDS = ["iteration", "env_steps", "episode_return_mean", "episode_len_mean", "episodes",
-                 "env_steps_per_s", "iteration_s", "wall_s"]
+                 "env_steps_per_s", "iteration_s", "sample_s", "learn_s", "wall_s"]
 EVAL_FIELDS = ["iteration", "env_steps", "episodes", "success_rate", "success_lo", "success_hi", "return_mean"]
 
 
@@ -113,6 +113,9 @@ def metrics_row(result: dict, iteration: int, iteration_s: float, wall_s: float,
         "episodes": env_runners.get("num_episodes_lifetime", env_runners.get("num_episodes", 0)),
         "env_steps_per_s": (steps - prev_steps) / iteration_s if iteration_s > 0 else 0.0,
         "iteration_s": iteration_s, "wall_s": wall_s,
+        # Where the iteration went: sampling in the env runners vs the learner update.
+        "sample_s": _find(result.get("timers", {}), "env_runner_sampling_timer") or 0.0,
+        "learn_s": _find(result.get("timers", {}), "learner_update_timer") or 0.0,
     }
 
 
