@@ -78,7 +78,7 @@ def test_training_on_a_masked_household_env_never_takes_an_invalid_action(tmp_pa
     import ray
     from ray.rllib.algorithms.algorithm import Algorithm
     from omnigym.rllib import envs
-    ray.init(num_cpus=1, include_dashboard=False, log_to_driver=False, ignore_reinit_error=True)
+    ray.init(address="local", num_cpus=1, include_dashboard=False, log_to_driver=False, ignore_reinit_error=True)
     try:
         envs.register("household/Hold-v0", {"mode": "vector", "progress_reward": 0.5})
         algo = Algorithm.from_checkpoint(str(tmp_path / "run" / "checkpoints" / "iter_00001"))
