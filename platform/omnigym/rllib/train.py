@@ -275,8 +275,9 @@ def final_report(algo, cfg, run_dir: Path) -> Path:
     out = run_dir / "report"
     out.mkdir(parents=True, exist_ok=True)
     metrics = _read_csv(run_dir / "metrics.csv")
-    plot_curves({"episode return (training)": [(float(r["env_steps"]), float(r["episode_return_mean"]))
-                                                for r in metrics]},
+    returns = [(float(r["env_steps"]), float(r["episode_return_mean"])) for r in metrics]
+    # Iterations in which no episode ended report nan: leave them out of the curve.
+    plot_curves({"episode return (training)": [p for p in returns if p[1] == p[1]]},
                 out / "learning_curve.png", "environment steps", "mean episode return",
                 f"{cfg.algo.name} on {cfg.env.id}")
     evals = _read_csv(run_dir / "eval.csv")
