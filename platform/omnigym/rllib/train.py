@@ -155,7 +155,7 @@ def trained_module(algo):
 
 def prepare_run(cfg: DictConfig) -> tuple[DictConfig, Path, Path | None]:
     """Resolve the run folder; on resume, reload the saved config."""
-    run_dir = Path(cfg.out_dir)
+    run_dir = Path(cfg.out_dir).resolve()  # RLlib's checkpointing wants absolute paths
     ckpt = latest_checkpoint(run_dir)
     if cfg.resume:
         saved = run_dir / "config.yaml"
