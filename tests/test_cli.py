@@ -9,9 +9,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def run(*args, input_text=None, check=True):
+def run(*args, input_text=None, check=True, cwd=ROOT):
     proc = subprocess.run([sys.executable, "-m", "omnigym.cli", *args], input=input_text, text=True,
-                          capture_output=True, cwd=ROOT, timeout=300)
+                          capture_output=True, cwd=cwd, timeout=300)
     if check:
         assert proc.returncode == 0, proc.stderr
     return proc
@@ -60,7 +60,8 @@ def test_bench_reports_every_mode():
 
 
 def test_quick_demo_evaluates_baselines_and_trains(tmp_path):
-    run("demo", "--quick", "--out", str(tmp_path))
+    run("demo", "--quick", "--out", "reports/demo", cwd=tmp_path)   # a relative path, as `make demo` gives
+    tmp_path = tmp_path / "reports" / "demo"
     summary = json.loads((tmp_path / "summary.json").read_text())
     by_policy = {(s["policy"], s["panel"]): s["summary"]["success_rate"] for s in summary["sections"]}
     assert all(rate == 1.0 for (policy, _), rate in by_policy.items() if policy in ("planner", "expert"))
