@@ -17,6 +17,7 @@ import gymnasium
 # Family name -> module whose import registers that family's ids.
 FAMILY_MODULES = {
     "household": "omnigym.environments.household.registration",
+    "shell": "omnigym.environments.shell.registration",
 }
 
 

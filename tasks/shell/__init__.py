@@ -1,0 +1,1 @@
+"""Shell task suites (free-form tasks: one whole command per turn)."""
