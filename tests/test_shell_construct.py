@@ -1,0 +1,95 @@
+"""ShIOEnv-style command construction: the contract on every shell id, masks that
+hold, the reward terms, and an execution log for datasets."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from gymnasium.utils.env_checker import check_env
+
+import omnigym
+from omnigym import info_keys as K
+from omnigym.environments.shell.construct_env import ShellConstructEnv
+
+
+@pytest.fixture(scope="module")
+def ls_env():
+    env = ShellConstructEnv("ls")
+    yield env
+    env.close()
+
+
+def test_env_checker_on_every_shell_id_and_mode():
+    ids = [e.id for e in omnigym.list_envs("shell")]
+    assert len([i for i in ids if i.startswith("shell/Construct") and i != "shell/Construct-v0"]) >= 20
+    for env_id in ids:
+        for mode in omnigym.registry.entry(env_id).modes:
+            env = omnigym.make(env_id, mode=mode).unwrapped
+            try:
+                check_env(env, skip_render_check=True)
+            finally:
+                env.close()
+
+
+def test_masked_random_walks_never_take_invalid_actions(ls_env):
+    rng = np.random.default_rng(0)
+    for seed in range(6):
+        obs, info = ls_env.reset(seed=seed)
+        done = False
+        while not done:
+            action = int(rng.choice(np.flatnonzero(info[K.ACTION_MASK])))
+            obs, reward, terminated, truncated, info = ls_env.step(action)
+            assert info[K.INVALID_ACTION] is False
+            done = terminated or truncated
+
+
+def test_masked_choice_is_invalid_and_unmasked_variant_allows_it():
+    masked, unmasked = ShellConstructEnv("head"), ShellConstructEnv("head", masked=False)
+    try:
+        _, info = masked.reset(seed=0)
+        forbidden = np.flatnonzero(~info[K.ACTION_MASK][:len(masked.vocab)])
+        assert len(forbidden) > 0
+        _, _, _, _, info = masked.step(int(forbidden[0]))
+        assert info[K.INVALID_ACTION] is True
+        _, info = unmasked.reset(seed=0)
+        assert info[K.ACTION_MASK][:len(unmasked.vocab)].all()
+        assert (info["grammar_mask"] == masked.reset(seed=0)[1]["grammar_mask"]).all()
+        _, _, _, _, info = unmasked.step(int(forbidden[0]))
+        assert info[K.INVALID_ACTION] is False
+    finally:
+        masked.close()
+        unmasked.close()
+
+
+def test_rewards_follow_exit_status_and_redundancy():
+    env = ShellConstructEnv("ls", mode="text", masked=False)
+    try:
+        env.reset(seed=0)
+        _, r1, _, _, info = env.step("notes.txt")
+        assert info["exit_code"] == 0 and r1 == pytest.approx(1.0)        # clean exit, new behaviour
+        _, r2, _, _, info = env.step("-1")                                # one name per line: same output
+        assert info["exit_code"] == 0 and r2 == pytest.approx(1.0 - 0.5)  # redundant argument
+        _, r3, _, _, info = env.step("missing-file")
+        assert info["exit_code"] != 0 and r3 == pytest.approx(-1.0)
+        log = env.executions[-3:]
+        assert [e["args"] for e in log] == [["notes.txt"], ["notes.txt", "-1"],
+                                             ["notes.txt", "-1", "missing-file"]]
+        assert log[0]["signature"] == log[1]["signature"] != log[2]["signature"]
+    finally:
+        env.close()
+
+
+def test_bad_actions_never_raise(ls_env):
+    ls_env.reset(seed=1)
+    for bad in (-1, 10**9, 1.5, "3", None, [1], True):
+        obs, _, _, _, info = ls_env.step(bad)
+        assert info[K.INVALID_ACTION] is True and ls_env.observation_space.contains(obs)
+    text = ShellConstructEnv("wc", mode="text")
+    try:
+        text.reset(seed=0)
+        for bad in ("", None, "x" * 1000, b"\xff"):
+            _, _, _, _, info = text.step(bad)
+            assert isinstance(info[K.INVALID_ACTION], bool)
+        _, _, _, _, info = text.step("-l")
+        assert info[K.INVALID_ACTION] is False and info["command"] == "wc -l"
+    finally:
+        text.close()
