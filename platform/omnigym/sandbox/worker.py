@@ -22,6 +22,7 @@ Stdlib only; must not import the omnigym package (not visible in the sandbox).
 import errno
 import json
 import os
+import re
 import resource
 import select
 import signal
@@ -36,6 +37,7 @@ import fsdiff  # noqa: E402
 import nsmount  # noqa: E402
 
 CHUNK = 65536
+CWD_MAY_CHANGE = re.compile(r"cd|pushd|popd|source|eval|alias|[$`]|(^|[\s;&|(){}])\.($|[\s;&|])")
 MEMORY_MARKERS = ("MemoryError", "Cannot allocate memory", "memory exhausted",
                   "bad_alloc", "out of memory", "Out of memory")
 
@@ -180,7 +182,11 @@ class Worker:
         text so nothing of it runs unlimited), a trap reporting the final
         cwd on a private fd, then the command itself on the same line so
         bash's line numbers in error messages stay as in a bare shell."""
-        trap = f"trap 'printf \"%s\\0\" \"$PWD\" >&{self.cwd_fd}' EXIT; "
+        # An EXIT trap stops bash from exec-ing a simple command in place (one
+        # fork more per command), so it is only set when the text could change
+        # the shell's directory: cd/pushd/popd, or anything that could produce
+        # them (expansions, eval, source, aliases).  Otherwise cwd = start dir.
+        trap = f"trap 'printf \"%s\\0\" \"$PWD\" >&{self.cwd_fd}' EXIT; " if CWD_MAY_CHANGE.search(cmd) else ""
         if not self.bash:
             return trap + cmd
         cpu = max(1, int(limits["cpu_seconds"] + 0.999))
@@ -194,7 +200,7 @@ class Worker:
         sandbox uid, no supplementary groups, only fds 0-2 and cwd_fd."""
         os.dup2(fds[3], self.cwd_fd)
         kw = dict(stdin=fds[0], stdout=fds[1], stderr=fds[2], pass_fds=(self.cwd_fd,),
-                  cwd=start_dir if os.path.isdir(start_dir) else self.scratch,
+                  cwd=start_dir,
                   env=dict(self.env, PWD=start_dir), start_new_session=True, close_fds=True)
         if self.uid is not None:
             kw.update(user=self.uid, group=self.gid, extra_groups=[])
@@ -210,6 +216,8 @@ class Worker:
         limits = dict(self.limits, **(msg.get("limits") or {}))
         cmd = msg["cmd"]
         start_dir = self.cwd if (self.persist_cwd and self.cwd) else self.scratch
+        if not os.path.isdir(start_dir):
+            start_dir = self.scratch
         out_r, out_w = os.pipe()
         err_r, err_w = os.pipe()
         cwd_r, cwd_w = os.pipe()
@@ -326,7 +334,10 @@ class Worker:
         stdout = bufs[out_r].decode("utf-8", "replace")
         stderr = bufs[err_r].decode("utf-8", "replace")
         cwd_parts = [p for p in bytes(bufs[cwd_r]).split(b"\0") if p]
-        cwd = os.fsdecode(cwd_parts[-1]) if cwd_parts else None
+        if not CWD_MAY_CHANGE.search(cmd):
+            cwd = start_dir if sig is None else None
+        else:
+            cwd = os.fsdecode(cwd_parts[-1]) if cwd_parts else None
         if self.persist_cwd and cwd and os.path.isdir(cwd):
             self.cwd = cwd
 
