@@ -133,10 +133,12 @@ OVERRIDES: dict[str, dict] = {
         ],
     },
     "chmod": {"notes": ["FILE operands may be directories"], "operand_types": {"FILE": _PATHS}},
-    "cp": {"notes": ["--backup/-b and -n are mutually exclusive", "-l and -s are mutually exclusive ('cannot make "
-                     "both hard and symbolic links')", "--parents needs a DIRECTORY destination (not the SOURCE "
+    "cp": {"notes": ["--backup/-b/-S and -n are mutually exclusive", "-l and -s are mutually exclusive ('cannot make "
+                     "both hard and symbolic links')", "--reflink only with --sparse=auto (the default): the two are not "
+                     "combined", "--parents needs a DIRECTORY destination (not the SOURCE "
                      "DEST form)"],
-           "constraints": {"exclusive": [["backup", "no-clobber"], ["b", "no-clobber"], ["link", "symbolic-link"]]},
+           "constraints": {"exclusive": [["backup", "no-clobber"], ["b", "no-clobber"], ["suffix", "no-clobber"],
+                                         ["link", "symbolic-link"], ["reflink", "sparse"]]},
            "alternative_forbids": {"SOURCE DEST": ["parents"]}},
     "cut": {
         "notes": ["exactly one of -b, -c, -f ('Use one, and only one of -b, -c or -f')",
@@ -149,9 +151,10 @@ OVERRIDES: dict[str, dict] = {
                         "requires": {"delimiter": ["fields"], "only-delimited": ["fields"]}},
     },
     "du": {"notes": ["--files0-from (a NUL-separated file list) is not offered",
-                     "-s and -d exclude each other ('summarizing conflicts with --max-depth')"],
+                     "-s excludes -d ('summarizing conflicts with --max-depth') and -a ('cannot both summarize "
+                     "and show all entries')"],
            "options": {"files0-from": {"excluded": "needs a NUL-separated file list"}},
-           "constraints": {"exclusive": [["summarize", "max-depth"]]}},
+           "constraints": {"exclusive": [["summarize", "max-depth"], ["summarize", "all"]]}},
     "echo": {
         "notes": ["echo takes options only before the first STRING and prints '--' literally"],
         "constraints": {"options_first": True, "end_of_options": False},
@@ -197,9 +200,9 @@ OVERRIDES: dict[str, dict] = {
                                               "choices": ["full-iso", "iso", "locale", "long-iso"]}},
                        "ignore": {"repeatable": True}, "hide": {"repeatable": True}}},
     "mkdir": {"notes": ["DIRECTORY operands are names to create"], "operand_types": {"DIRECTORY": "NEWPATH"}},
-    "mv": {"notes": ["--backup/-b and -n are mutually exclusive (mv: 'options --backup and --no-clobber are "
+    "mv": {"notes": ["--backup/-b/-S and -n are mutually exclusive (mv: 'options --backup and --no-clobber are "
                      "mutually exclusive')"],
-           "constraints": {"exclusive": [["backup", "no-clobber"], ["b", "no-clobber"]]}},
+           "constraints": {"exclusive": [["backup", "no-clobber"], ["b", "no-clobber"], ["suffix", "no-clobber"]]}},
     "od": {
         "notes": ["only the first usage form (FILE operands): offsets as operands are not modelled",
                   "-t TYPE values are examples of the TYPE mini-language", "-t may be given several times"],
@@ -212,11 +215,11 @@ OVERRIDES: dict[str, dict] = {
     "readlink": {"notes": ["FILE operands may be directories"], "operand_types": {"FILE": _PATHS}},
     "realpath": {"notes": ["FILE operands may be directories"], "operand_types": {"FILE": _PATHS}},
     "rm": {"notes": ["FILE operands may be directories (removed with -r/-d, an error otherwise)",
-                     "at least one FILE unless -f ('rm: missing operand')"],
+                     "at least one FILE unless -f ('rm: missing operand'), and -i/-I/--interactive cancel -f"],
            "options": {"no-preserve-root": {"excluded": "never offered"}},
            "operands": [{"usage": "rm [OPTION]... FILE...", "sequence": [["FILE", _PATHS, 1, None]]},
                         {"usage": "rm -f [OPTION]... [FILE]...", "sequence": [["FILE", _PATHS, 0, None]],
-                         "requires_all": ["force"]}]},
+                         "requires_all": ["force"], "forbids": ["i", "I", "interactive"]}]},
     "rmdir": {"notes": []},
     "seq": {"notes": ["-f and -w are incompatible ('format string may not be specified when printing equal "
                       "width strings')", "INCREMENT must not be 0"],
@@ -225,7 +228,7 @@ OVERRIDES: dict[str, dict] = {
         "notes": ["-k and -T may be given several times",
                   "-c/-C (check) take at most one FILE and exclude -o and --files0-from combinations that "
                   "sort rejects", "ordering options are incompatible with each other (sort: 'options -gn "
-                  "are incompatible')", "--compress-program and --random-source are not offered"],
+                  "are incompatible')", "--debug is incompatible with -o, -c and -C", "--compress-program and --random-source are not offered"],
         "options": {"key": {"repeatable": True}, "temporary-directory": {"repeatable": True},
                     "random-source": {"excluded": "needs a file of random bytes"},
                     "files0-from": {"excluded": "needs a NUL-separated file list"}},
@@ -240,10 +243,11 @@ OVERRIDES: dict[str, dict] = {
             ["general-numeric-sort", "human-numeric-sort", "month-sort", "numeric-sort", "random-sort",
              "version-sort", "sort"],
             ["dictionary-order", "general-numeric-sort", "human-numeric-sort", "month-sort", "numeric-sort",
-             "version-sort"],
+             "version-sort", "sort"],
             ["ignore-nonprinting", "general-numeric-sort", "human-numeric-sort", "month-sort", "numeric-sort",
-             "version-sort"],
-            ["check", "C", "random-sort"], ["check", "C", "sort"]]},
+             "version-sort", "sort"],
+            ["check", "C", "random-sort"], ["check", "C", "sort"],
+            ["debug", "output"], ["debug", "check"], ["debug", "C"]]},
     },
     "split": {"notes": ["-b, -C, -l and -n choose exclusive splitting modes",
                         "-n CHUNKS values: N only (K/N forms not modelled)",
@@ -295,10 +299,11 @@ OVERRIDES: dict[str, dict] = {
                                            ["group", "unique"], ["group", "all-repeated"],
                                            ["count", "D"], ["count", "all-repeated"]]}},
     **{u: {"notes": ["--ignore-missing, --quiet, --status, --strict and -w are 'useful only when verifying "
-                     "checksums' (-c)", "-b, -t and --tag are meaningless with -c"],
+                     "checksums' (-c)", "-b, -t, -z and --tag are refused with -c", "--tag refuses -t"],
            "constraints": {"requires": {x: ["check"] for x in ("ignore-missing", "quiet", "status", "strict",
                                                               "warn")},
-                           "exclusive": [["check", "binary"], ["check", "text"], ["check", "tag"]]}}
+                           "exclusive": [["check", "binary"], ["check", "text"], ["check", "tag"], ["check", "zero"],
+                                         ["tag", "text"]]}}
        for u in ("md5sum", "sha1sum", "sha256sum")},
     "wc": {"notes": ["--files0-from excludes FILE operands"],
            "options": {"files0-from": {"excluded": "needs a NUL-separated file list"}}},
@@ -637,7 +642,7 @@ def infer_arg(util: str, o: RawOption, notes: str, help_text: str, cwd: str) -> 
     """The ``arg`` entry of an option: type from the metavariable and description, choices if any."""
     meta = o.metavar
     base = _metavar_type(meta)
-    choices = src = None
+    choices = src = low = None
     if base not in STRONG_TYPES:
         choices = _probe_choices(util, o.flags, o.required, cwd)
         src = "argmatch" if choices else None
@@ -660,23 +665,28 @@ def infer_arg(util: str, o: RawOption, notes: str, help_text: str, cwd: str) -> 
             typ = "GLOB"
         if typ == "LIST" and "comma separated list" in d:
             typ = "NUMLIST"
-        if typ == "NUM" and o.required and _rejects_zero(util, o.flags, cwd):
-            typ = "NZNUM"
+        if typ in ("NUM", "SIZE") and o.required:
+            low = _min_value(util, o.flags, cwd)
     arg = {"metavar": meta, "required": o.required, "type": typ}
+    if low:
+        arg["min_value"] = low
     if choices:
         arg["choices"] = choices
         arg["choices_from"] = src
     return arg
 
 
-def _rejects_zero(util: str, flags: list[str], cwd: str) -> bool:
-    """Whether ``UTIL FLAG 0`` is refused where ``UTIL FLAG 1`` is not (fold -w 0, join -1 0)."""
+def _min_value(util: str, flags: list[str], cwd: str) -> int | None:
+    """The smallest of 0, 1, 2 that ``UTIL FLAG N`` accepts, when 0 is refused (fold -w 0, sort --batch-size 1).
+
+    A value is refused when the utility fails naming it (``invalid number of columns: '0'``)."""
     flag = flags[0]
-    rc0, _, err0 = _run([util, flag, "0"], cwd, timeout=5)
-    if rc0 == 0 or not re.search(r"'0'|\bzero\b|out of range", err0):
-        return False
-    rc1, _, err1 = _run([util, flag, "1"], cwd, timeout=5)
-    return not re.search(r"'1'|\bzero\b|out of range", err1)
+    for n in range(3):
+        rc, _, err = _run([util, flag, str(n)], cwd, timeout=5)
+        refused = rc != 0 and re.search(rf"'{n}'|\bzero\b|nonzero|out of range", err)
+        if not refused:
+            return n or None
+    return None
 
 
 def _options_first(util: str, cwd: str) -> bool:
@@ -1057,8 +1067,8 @@ def _derive(util: str, docs: Docs, cwd: str) -> dict:
         sources.append(f"{util} --OPTION={PROBE_VALUE} (argmatch diagnostics)")
     if validate:
         sources.append(f"{util} FLAG {PROBE_OPTION} (getopt validation)")
-    if any(o["arg"] and o["arg"]["type"] == "NZNUM" for o in options):
-        sources.append(f"{util} FLAG 0 (zero rejected)")
+    if any(o["arg"] and o["arg"].get("min_value") for o in options):
+        sources.append(f"{util} FLAG 0|1|2 (smallest accepted number)")
     operands = derive_operands(docs, options, full)
     data = _assemble(util, docs, sources, options, operands, {"options_first": options_first}, None, notes)
     return _apply_overrides(data)

@@ -183,6 +183,7 @@ class ArgSpec:
     metavar: str
     required: bool
     choices: tuple[str, ...] | None
+    min: int | None = None          # smallest accepted number (NUM / SIZE values)
 
     @classmethod
     def from_json(cls, d: dict | None) -> "ArgSpec | None":
@@ -190,7 +191,7 @@ class ArgSpec:
             return None
         ch = d.get("choices")
         return cls(d["type"], d.get("metavar", ""), bool(d.get("required", True)),
-                   tuple(ch) if ch is not None else None)
+                   tuple(ch) if ch is not None else None, d.get("min_value"))
 
 
 @dataclass(frozen=True)
@@ -375,9 +376,13 @@ def classify_text(text: str) -> str:
     return "STRING"
 
 
-def _accepts(slot_type: str, choices: tuple[str, ...] | None, tok: Token) -> bool:
+def _accepts(slot_type: str, choices: tuple[str, ...] | None, tok: Token, min_value: int | None = None) -> bool:
     if tok.kind != "value":
         return False
+    if min_value is not None and tok.value_type in ("NUM", "SIZE"):
+        m = re.match(r"\d+", tok.text)
+        if m and int(m.group(0)) < min_value:
+            return False
     if slot_type == "CHOICE" or choices is not None:
         return choices is not None and tok.text in choices
     if tok.value_type not in ACCEPTS[slot_type]:
@@ -496,11 +501,11 @@ class _Index:
         else:
             self._init_getopt()
 
-    def slot(self, slot_type: str, choices: tuple[str, ...] | None = None) -> np.ndarray:
-        key = (slot_type, choices)
+    def slot(self, slot_type: str, choices: tuple[str, ...] | None = None, min_value: int | None = None) -> np.ndarray:
+        key = (slot_type, choices, min_value)
         m = self._slot_cache.get(key)
         if m is None:
-            m = np.array([_accepts(slot_type, choices, t) for t in self.vocab], dtype=bool)
+            m = np.array([_accepts(slot_type, choices, t, min_value) for t in self.vocab], dtype=bool)
             m.setflags(write=False)
             self._slot_cache[key] = m
         return m
@@ -523,10 +528,10 @@ class _Index:
             if o.excluded:
                 continue
             if val is not None:          # --opt=value
-                usable[i] = _accepts(o.arg.type, o.arg.choices, Token(val, "value", classify_text(val)))
+                usable[i] = _accepts(o.arg.type, o.arg.choices, Token(val, "value", classify_text(val)), o.arg.min)
             elif o.arg is not None and o.arg.required:
                 self.tok_pending[i] = True
-                usable[i] = bool(self.slot(o.arg.type, o.arg.choices).any())
+                usable[i] = bool(self.slot(o.arg.type, o.arg.choices, o.arg.min).any())
             else:
                 usable[i] = True
         self.option_tokens = [self.tok_option == j for j in range(nopt)]
@@ -764,7 +769,7 @@ class GrammarState:
         if self.finished:
             m = idx.zero.copy()
         elif self._pending is not None:
-            m = idx.slot(self._pending.type, self._pending.choices) | idx.stop
+            m = idx.slot(self._pending.type, self._pending.choices, self._pending.min) | idx.stop
         elif self.grammar.style == "find":
             m = self._find_mask(idx)
         else:
@@ -897,7 +902,7 @@ class GrammarState:
             if check and tok.kind != "value":
                 raise GrammarError(f"{tok.text!r} given where a {self._pending.type} value is expected")
             vt = tok if tok.kind == "value" else Token(tok.text, "value", classify_text(tok.text))
-            if check and not _accepts(self._pending.type, self._pending.choices, vt):
+            if check and not _accepts(self._pending.type, self._pending.choices, vt, self._pending.min):
                 raise GrammarError(f"{tok.text!r} is not a valid {self._pending.type} for {self._pending_owner}")
             self._pending = None
             self._last_complete = True
@@ -933,7 +938,7 @@ class GrammarState:
                         if o.id in grp and (grp - {o.id}) & used:
                             raise GrammarError(f"option {o.id!r} conflicts with {sorted((grp - {o.id}) & used)}")
                     if val is not None and not _accepts(o.arg.type, o.arg.choices,
-                                                        Token(val, "value", classify_text(val))):
+                                                        Token(val, "value", classify_text(val)), o.arg.min):
                         raise GrammarError(f"{val!r} is not a valid {o.arg.type} for {o.id}")
                     if not _viable_alts(g, self._alt_states, used | {o.id}):
                         raise GrammarError(f"option {o.id!r} leaves no usage form for the operands given")

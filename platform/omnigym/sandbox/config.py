@@ -70,7 +70,9 @@ class SandboxConfig:
     python: interpreter for the in-sandbox worker (None: /usr/bin/python3 if
         present, else this interpreter with its prefix bound read-only).
     reply_slack_seconds: the host waits wall_seconds + this long for the
-        worker's answer before declaring it hung and restarting it.
+        worker's answer before declaring it hung and restarting it (the
+        worker itself needs up to ~1.5 s after the wall limit to kill, drain
+        and scan; keep this above 2).
     """
 
     backend: str = "auto"
@@ -147,6 +149,8 @@ class CommandResult:
         cheap canonical state key).
     worker_restarted: the worker died or hung and was replaced; the scratch
         state was put back to the last reset/restore baseline.
+    background_killed: processes the command left behind that were killed
+        when it ended (``sleep 9 &``; a fork bomb's offspring).
     """
 
     command: str
@@ -163,6 +167,7 @@ class CommandResult:
     signal: Optional[str] = None
     state_digest: str = ""
     worker_restarted: bool = False
+    background_killed: int = 0
 
     @property
     def ok(self) -> bool:

@@ -181,6 +181,11 @@ def restrict_caps(drop_everything: bool = False) -> None:
     _capset(keep_effective=not drop_everything)
 
 
+def not_dumpable() -> None:
+    """Commands sharing our uid can then neither ptrace us nor open /proc/1/fd."""
+    _libc.prctl(4, 0, 0, 0, 0)  # PR_SET_DUMPABLE
+
+
 def no_new_privs() -> None:
     """setuid binaries (su, mount, ...) can no longer raise privileges."""
     _libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)

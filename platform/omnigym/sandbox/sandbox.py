@@ -125,9 +125,9 @@ class Sandbox:
         _kill_tree(proc)
         shutil.rmtree(tmpdir, ignore_errors=True)
 
-    def _stop(self) -> None:
+    def _stop(self, polite: bool = True) -> None:
         proc, self._proc = self._proc, None
-        if proc is not None and proc.poll() is None:
+        if polite and proc is not None and proc.poll() is None:
             try:
                 self._send_frame(proc, {"op": "exit"}, time.monotonic() + 1.0)
                 self._recv_frame(proc, time.monotonic() + 2.0)
@@ -139,7 +139,7 @@ class Sandbox:
             self._finalizer = None
 
     def _restart(self) -> None:
-        self._stop()
+        self._stop(polite=False)  # it is dead or hung: no goodbye
         self.restarts += 1
         self._start()
 
@@ -216,9 +216,8 @@ class Sandbox:
         timeout = timeout or self.config.startup_timeout_seconds
         try:
             return self._request(msg, timeout), restarted
-        except _WorkerGone as exc:
+        except _WorkerGone:
             self._restart()
-            exc.restarted = True
             raise
 
     # ----------------------------------------------------------------- API
@@ -232,7 +231,7 @@ class Sandbox:
             raise TypeError(f"unknown limit(s) {sorted(bad)}; known: {sorted(self.config.limits())}")
         wall = float(limits.get("wall_seconds", self.config.wall_seconds))
         msg = {"op": "run", "cmd": command, "stdin": stdin, "limits": limits}
-        timeout = wall + 2.5 + self.config.reply_slack_seconds
+        timeout = wall + self.config.reply_slack_seconds
         with self._lock:
             try:
                 reply, restarted = self._call(msg, timeout)
@@ -250,7 +249,8 @@ class Sandbox:
             stderr=reply["stderr"], timed_out=reply["timed_out"], limit=_primary(lim), limits=lim,
             truncated=reply["truncated"], wall_s=reply["wall_s"],
             side_effects=SideEffects(**reply["side_effects"]), cwd=reply["cwd"],
-            signal=reply["signal"], state_digest=reply["state_digest"], worker_restarted=restarted)
+            signal=reply["signal"], state_digest=reply["state_digest"], worker_restarted=restarted,
+            background_killed=reply.get("background_killed", 0))
 
     def snapshot(self) -> Snapshot:
         """The scratch tree (files, dirs, symlinks, modes) as a Snapshot."""
@@ -312,17 +312,20 @@ def _primary(limits: list):
 
 
 def _proc_table() -> dict:
+    """{pid: (ppid, pid namespace)} of live processes (zombies are dead: they
+    hold no resources and vanish as soon as their new parent reaps them)."""
     table = {}
     for name in os.listdir("/proc"):
         if not name.isdigit():
             continue
         try:
             with open(f"/proc/{name}/stat") as f:
-                ppid = int(f.read().rsplit(")", 1)[1].split()[1])
-            ns = os.readlink(f"/proc/{name}/ns/pid")
-        except OSError:
+                fields = f.read().rsplit(")", 1)[1].split()
+            if fields[0] in ("Z", "X"):
+                continue
+            table[int(name)] = (int(fields[1]), os.readlink(f"/proc/{name}/ns/pid"))
+        except (OSError, IndexError, ValueError):
             continue
-        table[int(name)] = (ppid, ns)
     return table
 
 

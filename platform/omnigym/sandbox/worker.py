@@ -103,11 +103,12 @@ class Worker:
             # empty bounding set, no inheritable/ambient capabilities; and if
             # commands keep our uid (user-namespace root), no capabilities at all.
             nsmount.no_new_privs()
+            nsmount.not_dumpable()
             nsmount.restrict_caps(drop_everything=self.uid is None)
         self.bash = os.path.basename(self.shell).startswith("bash")
         self.cwd_fd = 200 if self.bash else 9
         self.env = {"PATH": "/usr/local/bin:/usr/bin:/bin:/usr/local/sbin:/usr/sbin:/sbin",
-                    "HOME": self.scratch, "LANG": "C.UTF-8", "LC_ALL": "C.UTF-8",
+                    "HOME": self.scratch, "LANG": "C.UTF-8",
                     "TERM": "dumb", "TMPDIR": self.tmp, "SHELL": self.shell,
                     "USER": "sandbox", "LOGNAME": "sandbox"}
         self.env.update(msg.get("env") or {})
@@ -145,18 +146,22 @@ class Worker:
 
     # ------------------------------------------------------ process control
     def reap(self):
-        """Collect exited children (all orphans too, when we are PID 1)."""
+        """Collect exited children (all orphans too, when we are PID 1).
+        Returns how many of them were not the command's main process."""
+        others = 0
         while True:
             try:
                 pid, status = os.waitpid(-1 if self.ns_mode else self.main_pid, os.WNOHANG)
             except ChildProcessError:
-                return
+                return others
             if pid == 0:
-                return
+                return others
             if pid == self.main_pid:
                 self.main_status = status
                 if not self.ns_mode:
-                    return
+                    return others
+            else:
+                others += 1
 
     def kill_all(self):
         """SIGKILL every process of the sandbox but us (or the command's process
@@ -174,7 +179,7 @@ class Worker:
                 os.kill(-1, signal.SIGKILL)  # atomic w.r.t. fork: a bomb cannot outrun it
             except ProcessLookupError:
                 return
-            self.reap()
+            self.killed += self.reap()
             time.sleep(0.0005)
 
     def _script(self, cmd, limits):
@@ -227,7 +232,8 @@ class Worker:
             stdin_data = memoryview(stdin_data.encode())
         else:
             in_r, in_w = os.open(os.devnull, os.O_RDONLY), None
-        self.main_status = None
+        self.main_status, self.killed = None, 0
+        full_before = [self._full(p) for p in (self.scratch, self.tmp)]
         t0 = time.monotonic()
         try:
             proc = self._spawn(cmd, limits, (in_r, out_w, err_w, cwd_w), start_dir)
@@ -272,7 +278,7 @@ class Worker:
                 self.kill_all()
                 if self.main_status is None:
                     self.reap()
-                deadline = now + 2.0  # finish draining
+                deadline = now + 1.0  # finish draining
                 continue
             if timed_out and now >= deadline:
                 break
@@ -341,7 +347,7 @@ class Worker:
         if self.persist_cwd and cwd and os.path.isdir(cwd):
             self.cwd = cwd
 
-        limits_hit = self._limits_hit(code, sig, stderr, timed_out, truncated) + hit
+        limits_hit = self._limits_hit(code, sig, stderr, timed_out, truncated, full_before) + hit
         new_index = fsdiff.scan(self.scratch, self.index)
         effects = fsdiff.diff(self.index, new_index)
         self.index = new_index
@@ -351,9 +357,10 @@ class Worker:
             "stdout": stdout, "stderr": stderr, "timed_out": timed_out,
             "limits": list(dict.fromkeys(limits_hit)), "truncated": truncated,
             "wall_s": wall, "side_effects": effects, "cwd": cwd, "state_digest": self.digest,
+            "background_killed": self.killed,
         }
 
-    def _limits_hit(self, code, sig, stderr, timed_out, truncated):
+    def _limits_hit(self, code, sig, stderr, timed_out, truncated, full_before):
         hit = []
         if timed_out:
             hit.append("wall_time")
@@ -365,7 +372,8 @@ class Worker:
             hit.append("memory")
         if "fork" in stderr and "Resource temporarily unavailable" in stderr:
             hit.append("processes")
-        if "No space left on device" in stderr or any(self._full(p) for p in (self.scratch, self.tmp)):
+        filled = [self._full(p) and not was for p, was in zip((self.scratch, self.tmp), full_before)]
+        if "No space left on device" in stderr or any(filled):
             hit.append("disk_space")
         if truncated:
             hit.append("output")
@@ -386,7 +394,7 @@ class Worker:
         os.set_blocking(wake_w, False)
         signal.set_wakeup_fd(wake_w, warn_on_full_buffer=False)
         signal.signal(signal.SIGCHLD, lambda *_: None)
-        self.main_pid, self.main_status = None, None
+        self.main_pid, self.main_status, self.killed = None, None, 0
         while True:
             try:
                 msg = _recv(self.rfd)
