@@ -26,6 +26,7 @@ import numpy as np
 from omnigym import info_keys as K
 from omnigym.environments.shell.grammar import (GrammarState, Token, available_utilities, classify_text,
                                                 vocabulary_for)
+from omnigym.environments.shell.sandboxed import SandboxedEnv
 from omnigym.environments.shell.tasks import load_shell_suite
 
 CHARSET = string.printable
@@ -41,7 +42,7 @@ def _fixture_names(fixture: dict) -> list[str]:
     return sorted(names)
 
 
-class ShellConstructEnv(gym.Env):
+class ShellConstructEnv(SandboxedEnv, gym.Env):
     metadata = {"render_modes": ["ansi"]}
 
     def __init__(self, utility: str | None = None, mode: str = "discrete", masked: bool = True,
@@ -65,22 +66,12 @@ class ShellConstructEnv(gym.Env):
         self.observation_space = gym.spaces.Text(MAX_OBS, min_length=0, charset=CHARSET)
         self.action_space = gym.spaces.Discrete(self.n_actions) if mode == "discrete" else \
             gym.spaces.Text(256, min_length=0, charset=CHARSET)
-        self._sandbox = None
         self.executions: list[dict] = []
         self.state = None
 
     # ---------------------------------------------------------------- sandbox
-    def _ensure_sandbox(self):
-        if self._sandbox is None or self._sandbox.closed:
-            from omnigym.sandbox import Sandbox
-            self._sandbox = Sandbox(self.fixture, self.sandbox_config)
-            self._baseline = self._sandbox.snapshot()
-        return self._sandbox
-
-    def close(self):
-        if self._sandbox is not None:
-            self._sandbox.close()
-            self._sandbox = None
+    def _fixture(self) -> dict:
+        return self.fixture
 
     def _execute(self, args: list[str]) -> dict:
         """Run ``utility args`` from the starting file system; its behaviour."""

@@ -15,6 +15,7 @@ import string
 import gymnasium as gym
 
 from omnigym import info_keys as K
+from omnigym.environments.shell.sandboxed import SandboxedEnv
 from omnigym.environments.shell.tasks import load_shell_suite, verify
 
 CHARSET = string.printable
@@ -22,7 +23,7 @@ MAX_OBS = 8192
 MAX_COMMAND = 4096
 
 
-class ShellTaskEnv(gym.Env):
+class ShellTaskEnv(SandboxedEnv, gym.Env):
     metadata = {"render_modes": ["ansi"]}
 
     def __init__(self, suite: str = "freeform", tasks: list[str] | None = None, sandbox=None,
@@ -40,26 +41,14 @@ class ShellTaskEnv(gym.Env):
         self.render_mode = render_mode
         self.observation_space = gym.spaces.Text(MAX_OBS, min_length=0, charset=CHARSET)
         self.action_space = gym.spaces.Text(MAX_COMMAND, min_length=0, charset=CHARSET)
-        self._sandbox = None
-        self._baseline = None
         self.task = None
 
     # ---------------------------------------------------------------- sandbox
-    def _ensure_sandbox(self):
-        if self._sandbox is None or self._sandbox.closed:
-            from omnigym.sandbox import Sandbox
-            self._sandbox = Sandbox(self.suite.fixture, self.sandbox_config)
-            if self.suite.setup:
-                result = self._sandbox.run(self.suite.setup)
-                if result.exit_code != 0:
-                    raise RuntimeError(f"fixture setup failed: {result.stderr[:500]}")
-            self._baseline = self._sandbox.snapshot()
-        return self._sandbox
+    def _fixture(self) -> dict:
+        return self.suite.fixture
 
-    def close(self):
-        if self._sandbox is not None:
-            self._sandbox.close()
-            self._sandbox = None
+    def _setup_command(self) -> str:
+        return self.suite.setup
 
     # ---------------------------------------------------------------- episode
     def reset(self, *, seed=None, options=None):
