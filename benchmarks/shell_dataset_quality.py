@@ -18,11 +18,12 @@ from omnigym.rollout import run_episode
 UTILITIES = ("ls", "head", "sort", "wc", "grep", "cut")
 
 
-def strategy(policy: str, masked: bool, episodes: int, out: Path | None) -> dict:
+def strategy(policy: str, masked: bool, episodes: int, out: Path | None, utilities=UTILITIES,
+             label: str | None = None, mode: str = "discrete") -> dict:
     executions: list[dict] = []
-    for util in UTILITIES:
+    for util in utilities:
         env_id = f"shell/Construct{util.capitalize()}-v0"
-        env = make(env_id, masked=masked)
+        env = make(env_id, masked=masked, mode=mode)
         try:
             pol = resolve_policy(policy, env_id)
             for seed in range(episodes):
@@ -30,7 +31,7 @@ def strategy(policy: str, masked: bool, episodes: int, out: Path | None) -> dict
             executions += env.unwrapped.executions
         finally:
             env.close()
-    name = f"{policy}-{'masked' if masked else 'unmasked'}"
+    name = f"{label or policy}-{'masked' if masked else 'unmasked'}"
     if out is not None:
         export(executions, out, name)
     return {"strategy": name, **quality(executions)}
@@ -40,9 +41,19 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--episodes", type=int, default=40, help="episodes per utility and strategy")
     ap.add_argument("--out", default=None)
+    ap.add_argument("--ppo-masked", default=None, help="run folder of `omnigym train env=shell_ls`")
+    ap.add_argument("--ppo-unmasked", default=None, help="run folder of `... env.kwargs.masked=false`")
     args = ap.parse_args()
     out = Path(args.out) if args.out else None
-    rows = [strategy("random", masked, args.episodes, out) for masked in (True, False)]
+    utilities = ("ls",) if args.ppo_masked or args.ppo_unmasked else UTILITIES
+    rows = [strategy("random", masked, args.episodes, out, utilities) for masked in (True, False)]
+    # Trained policies sample (not argmax) so that exploration stays stochastic, as during training.
+    for run, masked in ((args.ppo_masked, True), (args.ppo_unmasked, False)):
+        if run:
+            from omnigym.rllib.inference import RLModulePolicy
+            policy = RLModulePolicy.from_checkpoint(run, name="ppo", greedy=False)
+            rows.append(strategy(policy, masked, args.episodes, out, utilities, label="ppo", mode="vector"))
+    print(f"utilities: {', '.join(utilities)}; {args.episodes} episodes each")
     print(f"{'strategy':<18} {'executions':>10} {'unique/1000':>12} {'mean args':>10} {'redundancy':>11} {'exit 0':>7}")
     for r in rows:
         print(f"{r['strategy']:<18} {r['executions']:>10} {r['unique_per_1000']:>12.1f} {r['mean_args']:>10.2f} "

@@ -48,8 +48,8 @@ class ShellConstructEnv(SandboxedEnv, gym.Env):
     def __init__(self, utility: str | None = None, mode: str = "discrete", masked: bool = True,
                  max_args: int = 8, exit_weight: float = 1.0, redundancy_weight: float = 0.5,
                  suite: str = "freeform", sandbox=None, output_chars: int = 600, render_mode=None):
-        if mode not in ("discrete", "text"):
-            raise ValueError(f"mode must be 'discrete' or 'text', got {mode!r}")
+        if mode not in ("discrete", "text", "vector"):
+            raise ValueError(f"mode must be 'discrete', 'text' or 'vector', got {mode!r}")
         utilities = available_utilities()
         if utility is not None and utility not in utilities:
             raise ValueError(f"no grammar for {utility!r}; available: {', '.join(utilities)}")
@@ -63,9 +63,13 @@ class ShellConstructEnv(SandboxedEnv, gym.Env):
         names = _fixture_names(self.fixture)
         self.vocabularies = {u: vocabulary_for(u, names) for u in self.utilities}
         self.n_actions = max(len(v) for v in self.vocabularies.values())
-        self.observation_space = gym.spaces.Text(MAX_OBS, min_length=0, charset=CHARSET)
-        self.action_space = gym.spaces.Discrete(self.n_actions) if mode == "discrete" else \
-            gym.spaces.Text(256, min_length=0, charset=CHARSET)
+        if mode == "vector":
+            # One-hot argument per position, then exit status / output / length features.
+            self.observation_space = gym.spaces.Box(0.0, 1.0, (max_args * self.n_actions + 4,), np.float32)
+        else:
+            self.observation_space = gym.spaces.Text(MAX_OBS, min_length=0, charset=CHARSET)
+        self.action_space = gym.spaces.Text(256, min_length=0, charset=CHARSET) if mode == "text" else \
+            gym.spaces.Discrete(self.n_actions)
         self.executions: list[dict] = []
         self.state = None
 
@@ -100,13 +104,14 @@ class ShellConstructEnv(SandboxedEnv, gym.Env):
         self.index = {tok.text: i for i, tok in enumerate(self.vocab)}
         self.state = GrammarState(self.utility, self.vocab)
         self.args: list[str] = []
+        self.arg_ids: list[int] = []
         self._invalid = False
         self._last = self._execute([])
         self._feedback = ""
         return self._observe()
 
     def _token(self, action) -> Token | str:
-        if self.mode == "discrete":
+        if self.mode != "text":
             try:
                 if isinstance(action, (bool, np.bool_, str, bytes)):
                     raise TypeError
@@ -155,6 +160,7 @@ class ShellConstructEnv(SandboxedEnv, gym.Env):
                 pass  # unmasked: the grammar cannot follow, the command still runs
             before = self._last
             self.args.append(token.text)
+            self.arg_ids.append(self.index.get(token.text, -1))
             self._last = self._execute(self.args)
             redundant = self._last["signature"] == before["signature"]
             reward = self.exit_weight * (1.0 if self._last["exit_code"] == 0 else -1.0) \
@@ -189,7 +195,27 @@ class ShellConstructEnv(SandboxedEnv, gym.Env):
             K.STATE_KEY: hashlib.blake2b(f"{r['command']}|{r['signature']}".encode(), digest_size=12).hexdigest(),
             K.TASK_ID: self.utility, "exit_code": r["exit_code"], "command": r["command"],
         }
+        if self.mode == "vector":
+            return self._vector(), info
         return text, info
 
+    def _vector(self) -> np.ndarray:
+        v = np.zeros(self.observation_space.shape, np.float32)
+        for pos, i in enumerate(self.arg_ids[:self.max_args]):
+            if i >= 0:
+                v[pos * self.n_actions + i] = 1.0
+        r, base = self._last, self.max_args * self.n_actions
+        v[base] = float(r["exit_code"] == 0)
+        v[base + 1] = float(r["exit_code"] != 0)
+        v[base + 2] = float(bool(r["stdout"]))
+        v[base + 3] = len(self.args) / self.max_args
+        return v
+
     def render(self):
-        return self._observe()[0] if self.render_mode == "ansi" and self.state is not None else None
+        if self.render_mode != "ansi" or self.state is None:
+            return None
+        mode, self.mode = self.mode, "text"
+        try:
+            return self._observe()[0]
+        finally:
+            self.mode = mode
