@@ -86,7 +86,8 @@ class ShellConstructEnv(SandboxedEnv, gym.Env):
         fx = r.side_effects
         record = {"command": command, "args": list(args), "exit_code": r.exit_code, "stdout": r.stdout,
                   "stderr": r.stderr, "created": list(fx.created), "deleted": list(fx.deleted),
-                  "modified": list(fx.modified), "mode_changed": list(fx.mode_changed), "limit": r.limit}
+                  "modified": list(fx.modified), "mode_changed": list(fx.mode_changed), "limit": r.limit,
+                  "cwd": r.cwd, "state_digest": r.state_digest}
         record["signature"] = hashlib.blake2b(repr((r.exit_code, r.stdout, r.stderr, fx.created, fx.deleted,
                                                     fx.modified, fx.mode_changed)).encode(),
                                               digest_size=12).hexdigest()
@@ -179,7 +180,7 @@ class ShellConstructEnv(SandboxedEnv, gym.Env):
         if r["stderr"]:
             lines.append("[stderr] " + r["stderr"][:n // 2])
         effects = [f"{k}: {', '.join(r[k][:5])}" for k in ("created", "deleted", "modified", "mode_changed") if r[k]]
-        lines.append("side effects: " + ("; ".join(effects) if effects else "none"))
+        lines.append("side effects: " + ("; ".join(effects) if effects else "none") + f"; cwd: {r['cwd']}")
         if self._feedback:
             lines.append(self._feedback)
         text = "".join(ch if ch in CHARSET else "?" for ch in "\n".join(lines))[:MAX_OBS]
@@ -192,7 +193,8 @@ class ShellConstructEnv(SandboxedEnv, gym.Env):
             K.INSTRUCTION: f"build a useful {self.utility} command, one argument at a time",
             K.ADMISSIBLE_ACTIONS: [self.vocab[i].text for i in np.flatnonzero(mask[:len(self.vocab)])],
             K.ACTION_MASK: mask, "grammar_mask": grammar_mask, K.INVALID_ACTION: self._invalid,
-            K.STATE_KEY: hashlib.blake2b(f"{r['command']}|{r['signature']}".encode(), digest_size=12).hexdigest(),
+            # The partial command and the sandbox state it leaves behind.
+            K.STATE_KEY: hashlib.blake2b(f"{r['command']}|{r['state_digest']}".encode(), digest_size=12).hexdigest(),
             K.TASK_ID: self.utility, "exit_code": r["exit_code"], "command": r["command"],
         }
         if self.mode == "vector":
