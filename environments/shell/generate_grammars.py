@@ -8,28 +8,40 @@ Writes ``omnigym/sim_assets/shell/grammars/<utility>.json`` (schema in
 2. **Options.**  Option lines of the help text and of the man page are parsed
    into spellings (``-n, --lines=[-]NUM``), whether they take an argument
    (``=ARG`` required, ``[=ARG]`` only attached), the argument's metavariable
-   and the description.  Every spelling is then checked against the binary:
-   ``UTIL FLAG --omnigym-probe-invalid`` (run in an empty temporary directory,
-   stdin from /dev/null) -- getopt rejects an unknown FLAG before the bogus
-   option, so lines that merely look like options (``-M`` in cut's range
-   table) are dropped.
-3. **Argument types** come from the metavariable (:data:`METAVAR_TYPES`: NUM,
+   and the description.
+3. **Probes** of the binary complete the docs.  Each runs in an empty
+   temporary directory with stdin from /dev/null, and none can do more than
+   fail or create a stray file there:
+
+   * ``UTIL FLAG --omnigym-probe-invalid``: getopt rejects an unknown FLAG
+     before the bogus option, so lines that merely look like options (``-M``
+     in cut's range table) are dropped (flags without an argument are tried
+     together first);
+   * ``UTIL OPERAND --omnigym-probe-invalid``: when the bogus option is not
+     reported, options end at the first operand (``options_first``: seq, tr,
+     basename, echo);
+   * ``UTIL --opt=BAD``: argmatch-parsed options answer "Valid arguments are:
+     ..." with their choice list;
+   * ``UTIL FLAG 0`` (then 1, 2): the smallest number a NUM/SIZE option
+     accepts when 0 is refused (``fold -w 0``, ``sort --batch-size 1``).
+4. **Argument types** come from the metavariable (:data:`METAVAR_TYPES`: NUM,
    N, FILE, DIR, PATTERN, SIZE, LIST...) refined by the description (a FILE
    that is written is OUTFILE, a number of seconds a DURATION, a shell PATTERN
-   a GLOB, ``[-]NUM`` / ``[+]NUM`` signed numbers).  **Choice lists** come from
-   the utility's own diagnostic for a bad value (``UTIL --opt=BAD`` prints
-   "Valid arguments are: ..." for argmatch-parsed options), else from the docs
+   a GLOB, ``[-]NUM`` / ``[+]NUM`` signed numbers, a "comma separated list"
+   a NUMLIST).  **Choice lists** come from the argmatch probe, else from the docs
    (``WHEN is 'always', 'never', or 'auto'``, ``METHOD={none,prepend,...}``,
    ``WORD: none (-U), size (-S)...``, ``STYLE is one of:`` tables,
    ``--sparse=always`` mentions...).  An option is repeatable when its
    description says so ("multiple times", "accumulate"...).
-4. **Operands** come from the usage lines (help ``Usage:``/``or:`` and the man
+5. **Operands** come from the usage lines (help ``Usage:``/``or:`` and the man
    SYNOPSIS): each line is one alternative; ``[X]`` is optional, ``X...``
    repeats; options named in a line (``-t DIRECTORY SOURCE...``,
    ``--files0-from=F``, ``[-T]``) become conditions: an alternative requires
    the options it names outside brackets and forbids the options other lines
-   name that it does not.
-5. **Overrides** (:data:`OVERRIDES`, hand-written, applied last and recorded in
+   name that it does not.  Operand types come from the metavariable too
+   (FILE, DIRECTORY, SOURCE, DEST, FIRST...); FILE may be a directory when the
+   summary line talks about directories; "X must not be 0" makes X nonzero.
+6. **Overrides** (:data:`OVERRIDES`, hand-written, applied last and recorded in
    the file's ``overrides`` list) add what help text does not express: grep's
    PATTERNS operand disappears with ``-e``/``-f``; tr's operand count depends
    on ``-d``/``-s``; mutually exclusive options; operand types that the docs
@@ -159,7 +171,6 @@ OVERRIDES: dict[str, dict] = {
         "notes": ["echo takes options only before the first STRING and prints '--' literally"],
         "constraints": {"options_first": True, "end_of_options": False},
     },
-    "expand": {"notes": ["-t accepts N or LIST (two help lines)"]},
     "grep": {
         "notes": ["PATTERNS is the first operand unless -e or -f gives the patterns (man SYNOPSIS)",
                   "-e, -f, --include, --exclude, --exclude-dir may be given several times",
@@ -185,7 +196,6 @@ OVERRIDES: dict[str, dict] = {
         ],
         "constraints": {"exclusive": [["extended-regexp", "fixed-strings", "basic-regexp"]]},
     },
-    "head": {"notes": ["-c and -n select different units; the last one given wins, both are accepted"]},
     "join": {
         "notes": ["-o FORMAT values: 'auto', '0', FILENUM.FIELD lists (examples)",
                   "-j FIELD is -1 FIELD -2 FIELD, so it excludes -1 and -2 with a different FIELD"],
@@ -194,7 +204,6 @@ OVERRIDES: dict[str, dict] = {
                     "v": {"arg": {"type": "CHOICE", "choices": ["1", "2"]}, "repeatable": True}},
         "constraints": {"exclusive": [["j", "1"], ["j", "2"], ["a", "v"]]},
     },
-    "ln": {"notes": ["TARGET may be a directory; a lone TARGET links into the current directory"]},
     "ls": {"notes": ["FILE operands may be directories"],
            "options": {"time-style": {"arg": {"type": "CHOICE",
                                               "choices": ["full-iso", "iso", "locale", "long-iso"]}},
@@ -220,7 +229,6 @@ OVERRIDES: dict[str, dict] = {
            "operands": [{"usage": "rm [OPTION]... FILE...", "sequence": [["FILE", _PATHS, 1, None]]},
                         {"usage": "rm -f [OPTION]... [FILE]...", "sequence": [["FILE", _PATHS, 0, None]],
                          "requires_all": ["force"], "forbids": ["i", "I", "interactive"]}]},
-    "rmdir": {"notes": []},
     "seq": {"notes": ["-f and -w are incompatible ('format string may not be specified when printing equal "
                       "width strings')", "INCREMENT must not be 0"],
             "constraints": {"exclusive": [["format", "equal-width"]]}},
@@ -977,22 +985,17 @@ def derive_find(docs: Docs) -> dict:
 
 
 def derive_find_options(docs: Docs) -> list[dict]:
+    """find's leading options from its usage line: ``[-H] [-L] [-P] [-Olevel] [-D debugopts]``."""
     m = re.search(r"^Usage:\s+\S+\s+(.*)$", docs.help, re.M)
     out = []
-    for tok in re.findall(r"\[(-[A-Za-z])([^\]]*)\]", m.group(1) if m else ""):
-        flag, rest = tok
+    for flag, attached, separate in re.findall(r"\[(-[A-Za-z])(\w*)(?: (\w+))?\]", m.group(1) if m else ""):
         arg = None
-        if rest.strip():
-            arg = {"metavar": rest.strip(), "required": True, "type": "STRING"}
-        elif rest == "" and False:
-            pass
+        if attached:                     # -Olevel: an attached optimisation level
+            arg = {"metavar": attached, "required": False, "type": "NUM"}
+        elif separate:                   # -D debugopts
+            arg = {"metavar": separate, "required": True, "type": "STRING"}
         out.append({"id": flag[1:], "flags": [flag], "arg": arg, "repeatable": False, "info": False,
                     "excluded": None, "description": "", "doc": ["help"]})
-    m2 = re.findall(r"\[(-O)(level)\]", m.group(1) if m else "")
-    for flag, meta in m2:
-        for o in out:
-            if o["flags"] == [flag]:
-                o["arg"] = {"metavar": meta, "required": False, "type": "NUM"}
     for name, desc in (("--help", "display this help and exit"), ("--version", "output version information")):
         out.append({"id": name[2:], "flags": [name], "arg": None, "repeatable": False, "info": True,
                     "excluded": None, "description": desc, "doc": ["help"]})
@@ -1043,9 +1046,15 @@ def _derive(util: str, docs: Docs, cwd: str) -> dict:
     # a utility that does not parse options with getopt (echo) cannot validate flags this way
     validate = f"unrecognized option '{PROBE_OPTION}'" in _run([util, PROBE_OPTION], cwd)[2]
     options, taken = [], set()
+    known_good: set[str] = set()
+    if validate:
+        # flags without an argument are checked together first: getopt reaches the bogus option last
+        plain = [f for o in merged if o.metavar is None for f in o.flags if f not in ("--help", "--version")]
+        if plain and f"unrecognized option '{PROBE_OPTION}'" in _run([util, *plain, PROBE_OPTION], cwd)[2]:
+            known_good = set(plain)
     for o in merged:
         if validate:
-            bad = [f for f in o.flags if not _validate_flag(util, f, cwd)]
+            bad = [f for f in o.flags if f not in known_good and not _validate_flag(util, f, cwd)]
             if bad:
                 notes.append(f"dropped {', '.join(bad)}: rejected by {util}")
                 o.flags = [f for f in o.flags if f not in bad]
@@ -1081,7 +1090,7 @@ def _assemble(util, docs, sources, options, operands, constraints, expression, n
         "generated_by": GENERATED_BY,
         "source": {"docs": sources, "version": docs.version},
         "style": "find" if expression else "getopt",
-        "usage": [f"{util} {l}" for _, l in usage_lines(docs)],
+        "usage": list(dict.fromkeys(" ".join([util, *l.split()]) for _, l in usage_lines(docs))),
         "options": sorted(options, key=lambda o: o["id"]),
         "operands": {"alternatives": operands},
         "constraints": {"exclusive": [], "required_one_of": [], "requires": {}, "options_first": False,

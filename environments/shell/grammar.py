@@ -7,39 +7,66 @@ and the utility's own argument diagnostics; see ``generate_grammars.py``) says
 which next arguments are legal, so a policy can be masked to syntactically
 valid commands.
 
-Grammars live in ``omnigym/sim_assets/shell/grammars/<utility>.json``.  Two
-styles exist:
+Grammars live in ``omnigym/sim_assets/shell/grammars/<utility>.json``, one
+per utility, written by ``generate_grammars.py``.  Top-level keys:
 
-``getopt``  (every GNU utility except ``find``)
-    ``options``: each with ``id``, ``flags`` (every spelling: ``-n``,
-    ``--lines``; a literal ``--check=quiet`` is a flag too), ``arg``
-    (``null`` or ``{"type", "metavar", "required", "choices"}``;
-    ``required: false`` means the value can only be attached: ``--color=never``),
-    ``repeatable``, ``info`` (``--help``/``--version``) and ``excluded`` (a
-    reason, or ``null``: excluded options are never offered by masks, e.g.
-    ``tail -f`` which never returns).
-    ``operands.alternatives``: the usage forms; each is a ``sequence`` of
-    ``{"name", "type", "min", "max"}`` elements (``max`` ``null`` = unbounded)
-    and applies when all of ``requires_all``, at least one option of each
-    ``requires_any`` group and none of ``forbids`` (option ids) are used.
-    ``constraints``: ``exclusive`` (groups of option ids, at most one of each
-    group), ``required_one_of`` (groups, at least one of each before the
-    command is complete), ``requires`` (``{id: [ids]}``: the command is
-    complete only when every used option's requirements are used too),
-    ``options_first`` (no option after the first operand, e.g. ``echo``) and
+``schema_version`` (1), ``utility``, ``generated_by``, ``source``
+    (``{"docs": [what was read or run], "version": first line of UTIL --version}``),
+    ``usage`` (the usage lines read), ``style`` (``getopt`` or ``find``),
+    ``options``, ``operands``, ``constraints``, ``expression`` (find only),
+    ``derivation_notes`` (e.g. flags dropped because the binary rejects them)
+    and ``overrides`` (notes of the hand-written corrections applied).
+
+``options`` (sorted by ``id``)
+    ``{"id", "flags", "arg", "repeatable", "info", "excluded", "description",
+    "doc"}``.  ``flags`` holds every spelling, short ones first (``-n``,
+    ``--lines``; a literal ``--check=quiet`` is a flag too); ``vocabulary_for``
+    uses the first.  ``arg`` is ``null`` or ``{"type", "metavar", "required",
+    "choices"?, "choices_from"?, "min_value"?}``: ``required: false`` means the
+    value can only be attached (``--color=never``), ``choices`` a fixed word
+    list (``choices_from``: argmatch / docs / override), ``min_value`` the
+    smallest number accepted.  ``info`` marks ``--help``/``--version``;
+    ``excluded`` (a reason, or ``null``) options are never offered by masks
+    (e.g. ``tail -f``, which never returns).  ``doc``: help and/or man.
+
+``operands.alternatives``
+    The usage forms: ``{"usage", "sequence", "requires_all", "requires_any",
+    "forbids"}``.  ``sequence`` is a list of ``{"name", "type", "min", "max"}``
+    elements (``max`` ``null`` = unbounded).  A form applies when all options of
+    ``requires_all``, at least one option of each ``requires_any`` group and
+    none of ``forbids`` (option ids) are used.
+
+``constraints``
+    ``exclusive`` (groups of option ids, at most one of each group),
+    ``required_one_of`` (groups, at least one of each before the command is
+    complete), ``requires`` (``{id: [ids]}``: the command is complete only
+    when every used option's requirements are used too), ``options_first``
+    (no option after the first operand: seq, tr, basename, echo) and
     ``end_of_options`` (whether ``--`` ends the options).
 
-``find``
+``expression`` (find)
     ``options`` hold the leading options (``-H -L -P``), operands the start
     paths, and ``expression`` the primaries (``{"name", "category", "arg",
     "supported", "repeatable"}``; category ``global`` primaries such as
-    ``-maxdepth`` must precede all tests) and operators (unary ``!``/``-not``,
-    binary ``-a``/``-o``..., ``(`` and ``)``).
+    ``-maxdepth`` must precede all tests) and ``operators`` (``unary``
+    ``!``/``-not``, ``binary`` ``-a``/``-o``..., ``open`` ``(``, ``close`` ``)``).
 
 Value types.  An option argument or operand has a *slot type*; a vocabulary
 token has a *value type*; :data:`ACCEPTS` says which value types each slot
 type accepts (``CHOICE`` slots accept a value token whose text is one of the
-choices, whatever its value type).
+choices, whatever its value type).  Field and position slots (``NZNUM``,
+``LIST``, ``NUMLIST``, ``KEYDEF``) refuse the number 0, and an argument with
+``min_value`` refuses smaller numbers.
+
+Masks.  :meth:`GrammarState.valid_next` allows: after an option that takes a
+value, only values of its type (and ``<stop>``); otherwise options not yet used
+(or repeatable), not excluded by a used option, and whose use still leaves a
+way to complete the command; ``--`` once, and only if the options given are
+enough to complete the command; operands that fit a usage form still open
+(none starting with ``-`` before ``--``); no option after ``--`` or, for
+options-first utilities, after the first operand; ``<execute>`` only when the
+command is complete; ``<stop>`` always.  Masks are precomputed per (grammar,
+vocabulary) and cached per state signature.
 
 Usage::
 
@@ -63,9 +90,9 @@ from typing import Iterable, Sequence
 import numpy as np
 
 __all__ = [
-    "ACCEPTS", "VALUE_TYPES", "SLOT_TYPES", "Token", "Grammar", "GrammarState",
-    "GrammarError", "grammar_dir", "load_grammar", "available_utilities",
-    "vocabulary_for", "classify_text",
+    "ACCEPTS", "VALUE_TYPES", "SLOT_TYPES", "DEFAULT_VALUES", "EXECUTE", "STOP", "Token", "ArgSpec",
+    "OptionSpec", "Grammar", "GrammarState", "GrammarError", "grammar_dir", "load_grammar",
+    "available_utilities", "vocabulary_for", "classify_text",
 ]
 
 SCHEMA_VERSION = 1
@@ -500,6 +527,25 @@ class _Index:
             self._init_find(kinds)
         else:
             self._init_getopt()
+        for o in g.options:               # warm the slot masks so no call pays for them later
+            if o.arg is not None:
+                self.slot(o.arg.type, o.arg.choices, o.arg.min)
+        for a in g.alternatives:
+            for e in a.sequence:
+                self.slot(e.type)
+
+    def kind_mask(self, kind: str) -> np.ndarray:
+        key = ("kind", kind)
+        m = self._slot_cache.get(key)
+        if m is None:
+            if kind in ("value", "operand"):
+                m = np.array([t.kind == "value" for t in self.vocab], dtype=bool)
+            elif kind in VALUE_TYPES:
+                m = np.array([t.kind == "value" and t.value_type == kind for t in self.vocab], dtype=bool)
+            else:
+                m = np.array([t.kind == kind for t in self.vocab], dtype=bool)
+            self._slot_cache[key] = m
+        return m
 
     def slot(self, slot_type: str, choices: tuple[str, ...] | None = None, min_value: int | None = None) -> np.ndarray:
         key = (slot_type, choices, min_value)
@@ -553,11 +599,19 @@ class _Index:
         for grp in g.exclusive:
             for x in grp:
                 self.partners[x] = self.partners.get(x, frozenset()) | (grp - {x})
-        constrained = {x for a, ok in zip(g.alternatives, self.alt_ok) if ok
-                       for x in a.forbids.union(a.requires_all, *a.requires_any)}
-        constrained |= set(self.partners) | set(g.requires) | {r for v in g.requires.values() for r in v}
-        constrained |= {x for grp in g.required_one_of for x in grp}
-        self.constrained = sorted(g.option_index[x] for x in constrained)
+        # options whose use can make the command impossible to complete: those usage forms name, those
+        # with requirements, and those excluding an option something requires
+        needed = {x for grp in g.required_one_of for x in grp} | {r for v in g.requires.values() for r in v}
+        constrained = set(g.requires)
+        for a, ok in zip(g.alternatives, self.alt_ok):
+            if ok:
+                named = a.forbids.union(a.requires_all, *a.requires_any)
+                constrained |= named
+                needed |= a.requires_all.union(*a.requires_any)
+        constrained |= {x for x, p in self.partners.items() if p & needed}
+        self.constrained = [(g.option_index[x], x, g.options[g.option_index[x]].repeatable)
+                            for x in sorted(constrained) if x in offered]
+        self.mask_cache: dict = {}
 
     def _init_find(self, kinds: np.ndarray) -> None:
         g, n = self.g, self.n
@@ -584,6 +638,7 @@ class _Index:
             else:
                 self.primary_of.append(None)
         self.global_prim, self.other_prim = glob_m, other_m
+        self.mask_cache: dict = {}
         ops = {role: np.array([t.kind == "operator" and g.operators.get(t.text) == role for t in self.vocab],
                               dtype=bool) for role in ("unary", "binary", "open", "close")}
         self.unary, self.binary, self.open, self.close = ops["unary"], ops["binary"], ops["open"], ops["close"]
@@ -612,6 +667,7 @@ class GrammarState:
         self.tokens: list[str] = []
         self.finished: str | None = None      # "execute" / "stop" once ended
         self._used: list[int] = []             # getopt: option indices in order; find: leading options
+        self._used_ids: frozenset = frozenset()
         self._pending: ArgSpec | None = None
         self._pending_owner: str | None = None
         self._eoo = False
@@ -635,8 +691,8 @@ class GrammarState:
         return [self.grammar.utility, *self.tokens]
 
     @property
-    def used_options(self) -> set[str]:
-        return {self.grammar.options[j].id for j in self._used}
+    def used_options(self) -> frozenset:
+        return self._used_ids
 
     @property
     def pending(self) -> ArgSpec | None:
@@ -707,7 +763,9 @@ class GrammarState:
         ``token_kind`` is a Token kind (``option``, ``value``, ``operand``,
         ``end_of_options``, ``primary``, ``operator``, ``execute``, ``stop``) or a
         value type (``FILE``, ``NUM``, ``CHOICE``...), meaning a value token of
-        that type (for CHOICE: with some matching word).
+        that type (for CHOICE: with some matching word).  With a bound
+        vocabulary the answer is read off :meth:`valid_next` (so it is exact for
+        that vocabulary); without one it is decided on types alone.
         """
         if self.finished:
             return False
@@ -715,6 +773,9 @@ class GrammarState:
             return True
         if token_kind == "execute":
             return self.is_complete()
+        if self.vocabulary is not None:
+            idx = self.grammar._index(self.vocabulary)
+            return bool((self.valid_next() & idx.kind_mask(token_kind)).any())
         g = self.grammar
         if self._pending is not None:
             if token_kind == "value":
@@ -773,7 +834,13 @@ class GrammarState:
         elif self.grammar.style == "find":
             m = self._find_mask(idx)
         else:
-            m = self._getopt_mask(idx)
+            key = (self._used_ids, self._eoo, bool(self._operands), tuple(self._alt_states))
+            m = idx.mask_cache.get(key)
+            if m is None:
+                m = self._getopt_mask(idx)
+                if len(idx.mask_cache) > 100_000:
+                    idx.mask_cache.clear()
+                idx.mask_cache[key] = m
         self._mask_cache, self._mask_vocab = m, vocab
         return m.copy()
 
@@ -787,12 +854,11 @@ class GrammarState:
             for j in self._used:
                 opts &= ~idx.disable[j]
             # options that constrain others: offered only if the command can still be completed
-            for j in idx.constrained:
-                tj = idx.option_tokens[j]
-                if not (opts & tj).any():
-                    continue
-                if not self._feasible(idx, used | {g.options[j].id}, can_add=True):
-                    opts &= ~tj
+            for j, oid, rep in idx.constrained:
+                if (oid in used and not rep) or (idx.partners.get(oid, frozenset()) & used):
+                    continue              # already disabled
+                if not self._feasible(idx, used | {oid}, can_add=True):
+                    opts &= ~idx.option_tokens[j]
             m |= opts
             if g.end_of_options and self._feasible(idx, used, can_add=False):
                 m |= idx.dashdash
@@ -927,7 +993,7 @@ class GrammarState:
             if parsed is None:
                 raise GrammarError(f"{g.utility}: unknown option {tok.text!r}")
             used = self.used_options
-            for j, val, pending in parsed:
+            for j, val, _ in parsed:          # validate the whole word first: a failed push changes nothing
                 o = g.options[j]
                 if check:
                     if o.excluded:
@@ -942,10 +1008,13 @@ class GrammarState:
                         raise GrammarError(f"{val!r} is not a valid {o.arg.type} for {o.id}")
                     if not _viable_alts(g, self._alt_states, used | {o.id}):
                         raise GrammarError(f"option {o.id!r} leaves no usage form for the operands given")
-                self._used.append(j)
                 used = used | {o.id}
+            for j, val, pending in parsed:
+                o = g.options[j]
+                self._used.append(j)
                 if pending:
                     self._pending, self._pending_owner = o.arg, o.id
+            self._used_ids = used
             return
         if tok.kind == "option" and check and not self._eoo:
             raise GrammarError(f"option {tok.text!r} after the first operand")
@@ -966,6 +1035,7 @@ class GrammarState:
             if hit is None or (check and self._phase != "start"):
                 raise GrammarError(f"find option {tok.text!r} not allowed here")
             self._used.append(hit[0])
+            self._used_ids = self._used_ids | {g.options[hit[0]].id}
             return
         if tok.kind == "primary":
             p = g.primaries.get(tok.text)
@@ -987,6 +1057,12 @@ class GrammarState:
             return
         if tok.kind == "operator":
             role = g.operators.get(tok.text)
+            if check and role == "binary" and (not self._last_complete or self._need_operand):
+                raise GrammarError(f"{tok.text} needs an expression on its left")
+            if check and role == "close" and (self._depth == 0 or not self._last_complete):
+                raise GrammarError("unbalanced or empty parentheses")
+            if role is None:
+                raise GrammarError(f"unknown find operator {tok.text!r}")
             self._phase = "expr"
             self._nonglobal_seen = True
             if role in ("unary", "open"):
@@ -995,13 +1071,9 @@ class GrammarState:
                 if role == "open":
                     self._depth += 1
             elif role == "binary":
-                if check and (not self._last_complete or self._need_operand):
-                    raise GrammarError(f"{tok.text} needs an expression on its left")
                 self._need_operand = True
                 self._last_complete = False
             elif role == "close":
-                if check and (self._depth == 0 or not self._last_complete):
-                    raise GrammarError("unbalanced or empty parentheses")
                 self._depth -= 1
                 self._last_complete = True
             return
