@@ -28,12 +28,16 @@ persist_cwd=False, ...)``
         truncated, wall_s, side_effects (created, deleted, modified,
         mode_changed, hashes), cwd (where the shell ended; each command
         starts in ``workdir`` unless persist_cwd=True), signal,
-        state_digest, worker_restarted.
+        state_digest (== Snapshot.digest of the tree), background_killed
+        (leftover processes killed when the command ended),
+        worker_restarted.
     ``.snapshot() -> Snapshot`` / ``.restore(snapshot)``: the scratch tree as
         hashable, picklable data (``Snapshot.digest`` == ``state_digest``).
     ``.reset()``: back to the fixture (a fresh episode).
     ``.close()``: stop; no process of the sandbox survives.
-    ``.backend``: "bwrap", "unshare" or "none"; ``.processes()``: host pids.
+    ``.backend``: "bwrap", "unshare" or "none"; ``.isolation``: what that
+    means in one line; ``.processes()``: host pids of the sandbox;
+    ``.restarts``: how often the worker had to be replaced.
 
 ``available_backends()`` — isolating backends that work here, best first.
 ``run_once(command, fixture=None, config=None)`` — one command in a fresh

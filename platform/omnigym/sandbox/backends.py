@@ -12,12 +12,17 @@ bwrap    new mount, pid, net, ipc, uts (and cgroup) namespaces; a tmpfs root
          /etc files bound read-only; /proc (fresh, pid-namespace), minimal
          /dev (null zero full random urandom tty), private size-limited tmpfs
          for /tmp and the scratch dir; nothing else of the host exists (no
-         /root, /home, /work, /var, host /tmp, /sys).  No network interface
-         but a down loopback.  As host root: the worker keeps only the
-         capabilities it needs (setuid/gid, kill, chown, dac, fowner, setpcap)
-         and every command runs as an unprivileged uid with no_new_privs and
-         an empty bounding set.  As a normal user: a user namespace is added,
-         commands run as the caller's uid without capabilities.
+         /root, /home, /work, host /var and /tmp, /sys).  No network
+         interface but loopback.  The worker is PID 1 of the pid namespace
+         (unkillable from inside), not dumpable, and keeps only chown, dac
+         override/read-search, fowner, kill (+ setuid/setgid as host root).
+         As host root every command runs as a dedicated unprivileged uid
+         (the worker's real uid; its effective and saved uids stay 0, so
+         posix_spawn(RESETIDS) drops privileges at vfork speed while commands
+         still cannot signal, prlimit, renice or ptrace it); as a normal user
+         a user namespace is added and commands run as the caller's uid.
+         Either way commands hold no capabilities (empty bounding, ambient
+         and inheritable sets) and run with no_new_privs.
 unshare  the same namespaces and the same file-system view, built by the
          worker with mount(2)/pivot_root(2) (the host root is detached, not
          just hidden by chroot).  As host root commands get an unprivileged
@@ -28,11 +33,20 @@ none     nothing: commands run on the host as the calling user, in a private
          temp dir as cwd and with rlimits only.  Refused unless
          ``allow_unsandboxed_host_execution=True``.
 
-Neither namespace backend installs a seccomp filter (kernel attack surface
-is the full syscall table) nor a cgroup: memory is bounded per process by
-RLIMIT_AS and in total by RLIMIT_NPROC x RLIMIT_AS plus the tmpfs sizes.
-Commands may create nested user namespaces when the host allows it; that
-grants nothing outside the sandbox.
+Not isolated / not limited, by either namespace backend:
+  * no seccomp filter: the whole syscall table is reachable (kernel bugs);
+  * no cgroup: memory is bounded per process by RLIMIT_AS and in total by
+    RLIMIT_NPROC x RLIMIT_AS plus the tmpfs sizes; CPU by RLIMIT_CPU per
+    process and the wall limit; nothing stops a command from using both cores
+    for its wall time;
+  * nested user namespaces: blocked for bwrap as a normal user
+    (--disable-userns); as host root, and for unshare, a command may create
+    one where the host allows it (it gains nothing outside the sandbox);
+  * the kernel, /usr and a few /etc files are shared read-only; /proc shows
+    only the sandbox's processes but the host's /proc/cpuinfo, meminfo etc.;
+  * the uid 0 case: as host root commands never run as root; as a normal
+    user with ``unshare`` they are uid 0 of their user namespace, without
+    capabilities (bounding set empty, SECBIT_NOROOT locked).
 """
 
 from __future__ import annotations
@@ -64,6 +78,7 @@ ISOLATION = {
 }
 
 _probe_cache: dict = {}
+_uids = random.SystemRandom()  # not the global RNG: seeded envs would collide
 
 
 def _is_root() -> bool:
@@ -137,7 +152,7 @@ def sandbox_ids(config: SandboxConfig) -> tuple:
     from being shared with other sandboxes or host processes."""
     if not _is_root():
         return None, None
-    uid = config.uid if config.uid is not None else random.randrange(1_000_000, 2_000_000)
+    uid = config.uid if config.uid is not None else _uids.randrange(1_000_000, 2_000_000)
     return uid, uid
 
 
@@ -209,12 +224,13 @@ def bwrap_argv(config: SandboxConfig, ops: list, python: str) -> list:
     argv = [shutil.which("bwrap"), "--die-with-parent", "--as-pid-1", "--unshare-net",
             "--unshare-pid", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try",
             "--hostname", "sandbox", "--clearenv", "--setenv", "PATH", "/usr/bin:/bin"]
-    if _is_root():
-        argv += ["--cap-drop", "ALL"]
-        for cap in WORKER_CAPS:
-            argv += ["--cap-add", cap]
-    else:
-        argv += ["--unshare-user"]
+    if not _is_root():
+        # bwrap then hands the caps below over as ambient ones; and commands
+        # may not create nested user namespaces (kernel attack surface)
+        argv += ["--unshare-user", "--disable-userns"]
+    argv += ["--cap-drop", "ALL"]
+    for cap in WORKER_CAPS:
+        argv += ["--cap-add", cap]
     for op in ops:
         kind = op[0]
         if kind == "ro-bind":

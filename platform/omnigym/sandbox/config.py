@@ -7,6 +7,7 @@ imports this module (it speaks JSON), so these classes can change freely.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Optional
 
 from .fsdiff import entries_digest
@@ -106,6 +107,8 @@ class SandboxConfig:
                      "scratch_mb", "tmp_mb"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"SandboxConfig.{name} must be > 0, got {getattr(self, name)!r}")
+        if self.output_kill_bytes < self.max_output_bytes:
+            raise ValueError("SandboxConfig.output_kill_bytes must be >= max_output_bytes")
         if not self.workdir.startswith("/") or self.workdir.rstrip("/") in ("", "/tmp", "/usr", "/etc", "/proc", "/dev"):
             raise ValueError(f"SandboxConfig.workdir={self.workdir!r}: use a fresh absolute path such as '/scratch'")
 
@@ -181,12 +184,13 @@ class Snapshot:
     entries: tuple of (path, kind, mode, payload) sorted by path, where kind is
     "file" (payload = bytes), "dir" (payload = None) or "symlink" (payload =
     target str).  ``cwd`` is the carried-over directory (persist_cwd only).
+    /tmp is not part of the state: restore() and reset() empty it.
     """
 
     entries: tuple
     cwd: Optional[str] = None
 
-    @property
+    @cached_property
     def digest(self) -> str:
         """Equals ``CommandResult.state_digest`` of the same scratch tree."""
         return entries_digest(self.entries)

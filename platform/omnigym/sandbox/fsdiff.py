@@ -20,7 +20,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import os
-import shutil
 import stat
 
 KINDS = ("file", "dir", "symlink")
@@ -136,24 +135,36 @@ def write_entries(root: str, entries, uid=None, gid=None) -> None:
         os.chmod(full, mode)
 
 
-def clear_dir(root: str) -> None:
-    """Delete everything below root (not root itself), whatever the modes."""
-    def fix(func, path, _exc):
-        parent = os.path.dirname(path)
-        for p in (parent, path):
-            try:
-                if not os.path.islink(p):
-                    os.chmod(p, 0o700)
-            except OSError:
-                pass
-        func(path)
-
-    for name in os.listdir(root):
-        full = os.path.join(root, name)
-        if os.path.isdir(full) and not os.path.islink(full):
-            shutil.rmtree(full, onerror=fix)
-        else:
-            os.unlink(full)
+def clear_dir(root: str, mode: int = 0o755) -> None:
+    """Delete everything below root (not root itself) whatever the modes,
+    then chmod root to ``mode``.  Iterative and fd-relative: a hostile
+    10 000-level tree hits neither the recursion limit nor PATH_MAX, and
+    symlinks are unlinked, never followed."""
+    flags = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW
+    os.chmod(root, 0o700)  # an unprivileged owner may have chmod 000'ed it
+    top = os.open(root, flags)
+    stack = [(top, None, None)]  # (dir fd, parent fd, name in parent)
+    while stack:
+        fd, parent, name = stack[-1]
+        child = None
+        with os.scandir(fd) as it:
+            for e in it:
+                if e.is_dir(follow_symlinks=False):
+                    try:  # a real directory (lstat); nothing else runs meanwhile
+                        os.chmod(e.name, 0o700, dir_fd=fd)
+                    except OSError:
+                        pass
+                    child = (os.open(e.name, flags, dir_fd=fd), fd, e.name)
+                    break
+                os.unlink(e.name, dir_fd=fd)
+        if child is not None:
+            stack.append(child)
+            continue
+        stack.pop()
+        os.close(fd)
+        if parent is not None:
+            os.rmdir(name, dir_fd=parent)
+    os.chmod(root, mode)
 
 
 # ----------------------------------------------------------- scan and diff

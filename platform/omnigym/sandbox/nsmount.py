@@ -18,8 +18,6 @@ MS_REMOUNT, MS_BIND, MS_REC, MS_PRIVATE = 32, 4096, 16384, 1 << 18
 MNT_DETACH = 2
 PR_CAPBSET_DROP, PR_SET_SECUREBITS, PR_SET_NO_NEW_PRIVS, PR_CAP_AMBIENT = 24, 28, 38, 47
 PR_CAP_AMBIENT_CLEAR_ALL = 4
-# NOROOT(+LOCKED), NO_SETUID_FIXUP(+LOCKED), KEEP_CAPS_LOCKED, NO_CAP_AMBIENT_RAISE(+LOCKED)
-SECURE_ALL_LOCKED = 0x01 | 0x02 | 0x04 | 0x08 | 0x20 | 0x40 | 0x80
 _PIVOT_ROOT = {"x86_64": 155, "aarch64": 41, "riscv64": 41, "ppc64le": 203, "s390x": 217}
 DEVICES = ("null", "zero", "full", "random", "urandom", "tty")
 
@@ -141,14 +139,6 @@ def _make_dev(dev: str) -> None:
         os.mkdir(f"{dev}/{d}", 0o755)
 
 
-def effective_caps() -> int:
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith("CapEff:"):
-                return int(line.split()[1], 16)
-    return 0
-
-
 class _CapHeader(ctypes.Structure):
     _fields_ = [("version", ctypes.c_uint32), ("pid", ctypes.c_int)]
 
@@ -158,27 +148,36 @@ class _CapData(ctypes.Structure):
                 ("inheritable", ctypes.c_uint32)]
 
 
-def _capset(keep_effective: bool) -> None:
-    header, data = _CapHeader(0x20080522, 0), (_CapData * 2)()
-    if keep_effective:
-        _check(_libc.capget(ctypes.byref(header), data), "capget")
-        for d in data:
-            d.inheritable = 0
-    _check(_libc.capset(ctypes.byref(header), data), "capset")
+CAP_CHOWN, CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH, CAP_FOWNER, CAP_KILL, CAP_SETGID, CAP_SETUID = 0, 1, 2, 3, 5, 6, 7
+#: what the worker keeps: manage any file in scratch, signal any command ...
+WORKER_KEEP = sum(1 << c for c in (CAP_CHOWN, CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH, CAP_FOWNER, CAP_KILL))
+#: ... and, when commands get their own uid, switch to it.
+WORKER_KEEP_SETUID = WORKER_KEEP | (1 << CAP_SETGID) | (1 << CAP_SETUID)
+# NOROOT(+LOCKED), KEEP_CAPS_LOCKED, NO_CAP_AMBIENT_RAISE(+LOCKED)
+SECURE_NOROOT_LOCKED = 0x01 | 0x02 | 0x20 | 0x40 | 0x80
 
 
-def restrict_caps(drop_everything: bool = False) -> None:
-    """Shrink what children can ever hold: empty bounding set, no ambient or
-    inheritable capabilities.  ``drop_everything`` also drops our own (for a
-    worker whose commands keep its uid: root of an unprivileged user ns) and
-    locks the securebits so uid 0 never regains capabilities on exec."""
-    if drop_everything:
-        _libc.prctl(PR_SET_SECUREBITS, SECURE_ALL_LOCKED, 0, 0, 0)
+def restrict_caps(keep: int, noroot: bool) -> None:
+    """Keep only the capabilities in mask ``keep`` and make sure nothing the
+    worker executes can hold any: empty bounding set, no ambient or
+    inheritable capabilities, and (``noroot``, for commands that share the
+    worker's uid 0 in a user namespace) locked SECBIT_NOROOT so that exec as
+    uid 0 grants nothing.  The worker's own effective capabilities survive;
+    exec() drops them for its children."""
+    if noroot:
+        _libc.prctl(PR_SET_SECUREBITS, SECURE_NOROOT_LOCKED, 0, 0, 0)
     for cap in range(64):
         if _libc.prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) != 0:
             break
     _libc.prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0)
-    _capset(keep_effective=not drop_everything)
+    header, data = _CapHeader(0x20080522, 0), (_CapData * 2)()
+    _check(_libc.capget(ctypes.byref(header), data), "capget")
+    for word, d in enumerate(data):
+        mask = (keep >> (32 * word)) & 0xFFFFFFFF
+        d.effective &= mask
+        d.permitted &= mask
+        d.inheritable = 0
+    _check(_libc.capset(ctypes.byref(header), data), "capset")
 
 
 def not_dumpable() -> None:

@@ -97,12 +97,13 @@ class Sandbox:
             self._proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                           stderr=log, start_new_session=True, close_fds=True,
                                           cwd="/", env={"PATH": "/usr/bin:/bin"})
-        self._finalizer = weakref.finalize(self, Sandbox._finalize, self._proc, self._tmpdir)
+        self._finalizer = weakref.finalize(self, Sandbox._finalize, self._proc, self._tmpdir, os.getpid())
         init = {"op": "init", "scratch": scratch, "tmp": tmp, "uid": self.uid, "gid": self.gid,
                 "shell": cfg.shell, "env": dict(cfg.env), "limits": cfg.limits(),
                 "fixture": entries_to_wire(self._fixture), "setup": setup,
                 "persist_cwd": cfg.persist_cwd, "kill_background": cfg.kill_background}
         try:
+            self._worker_has = set()  # snapshot digests the worker can restore by digest
             self.worker_info = self._request(init, cfg.startup_timeout_seconds)
             if self._baseline is not self._fixture:
                 self._request({"op": "restore", "entries": entries_to_wire(self._baseline),
@@ -121,7 +122,9 @@ class Sandbox:
             return ""
 
     @staticmethod
-    def _finalize(proc, tmpdir) -> None:
+    def _finalize(proc, tmpdir, owner_pid) -> None:
+        if os.getpid() != owner_pid:  # a forked child exiting: not its sandbox
+            return
         _kill_tree(proc)
         shutil.rmtree(tmpdir, ignore_errors=True)
 
@@ -260,13 +263,21 @@ class Sandbox:
 
     def restore(self, snapshot: Snapshot) -> str:
         """Make the scratch tree equal to ``snapshot`` (kills running leftovers,
-        empties /tmp).  Returns the state digest."""
+        empties /tmp).  Returns the state digest.  Cheap when repeated: the
+        worker keeps recent snapshots (sent once, then named by digest) and
+        rewrites only the paths that differ (fssync)."""
         if not isinstance(snapshot, Snapshot):
             raise TypeError(f"restore() takes a Snapshot from .snapshot(), got {type(snapshot).__name__}")
         with self._lock:
             self._baseline, self._baseline_cwd = list(snapshot.entries), snapshot.cwd
-            reply = self._call_quiet({"op": "restore", "entries": entries_to_wire(snapshot.entries),
-                                      "cwd": snapshot.cwd})
+            digest = snapshot.digest
+            reply = None
+            if digest in self._worker_has:  # tree search restores the same few states
+                reply = self._call_quiet({"op": "restore", "digest": digest, "cwd": snapshot.cwd})
+            if reply is None or reply.get("missing"):
+                reply = self._call_quiet({"op": "restore", "entries": entries_to_wire(snapshot.entries),
+                                          "cwd": snapshot.cwd})
+                self._worker_has.add(reply["key"])
         return reply["state_digest"]
 
     def reset(self) -> str:

@@ -13,20 +13,20 @@ Inside a namespace sandbox the worker is PID 1 of its pid namespace: signals
 from commands (``kill -9 $PPID``, ``kill -9 -1``, ``pkill python``) cannot
 reach it, orphans are re-parented to it (it reaps them), ``kill(-1)`` kills
 every other process of the sandbox, and when it exits the kernel kills them
-all.  Each command is forked with its own session, rlimits and (as host root)
-an unprivileged uid; its stdout/stderr are read through pipes with a size cap.
+all.  Each command is ``posix_spawn``ed (vfork speed) in its own session, as
+an unprivileged uid when the host user is root (see op_init), with rlimits
+set by a ``ulimit`` prefix bash parses before the command; its stdout/stderr
+are read through pipes with a size cap while the wall clock runs.
 
 Stdlib only; must not import the omnigym package (not visible in the sandbox).
 """
 
-import errno
 import json
 import os
 import re
 import resource
 import select
 import signal
-import stat
 import struct
 import subprocess
 import sys
@@ -34,6 +34,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import fsdiff  # noqa: E402
+import fssync  # noqa: E402
 import nsmount  # noqa: E402
 
 CHUNK = 65536
@@ -98,13 +99,26 @@ class Worker:
         self.shell, self.limits = msg["shell"], msg["limits"]
         self.persist_cwd = msg.get("persist_cwd", False)
         self.kill_background = msg.get("kill_background", True)
+        if self.ns_mode and self.uid is not None:
+            # Our real ids become the command's while the effective (and
+            # saved) ones stay 0: commands then start via posix_spawn with
+            # RESETIDS (no fork of this process needed to switch users), yet
+            # cannot prlimit, ptrace or read us (those need all ids equal).
+            # RLIMIT_NPROC, counted per real uid, includes us: one more below.
+            os.setgroups([])
+            os.setresgid(self.gid, 0, 0)
+            os.setresuid(self.uid, 0, 0)
         if self.ns_mode:
-            # Children inherit: no way back to privileges through exec, an
-            # empty bounding set, no inheritable/ambient capabilities; and if
-            # commands keep our uid (user-namespace root), no capabilities at all.
+            # We keep just what managing the scratch tree and the commands
+            # needs; everything we exec gets no capabilities at all (empty
+            # bounding/ambient/inheritable sets, and for commands sharing our
+            # uid 0 of a user namespace a locked SECBIT_NOROOT), can never
+            # gain any (no_new_privs), and cannot ptrace or read us.
             nsmount.no_new_privs()
             nsmount.not_dumpable()
-            nsmount.restrict_caps(drop_everything=self.uid is None)
+            shared = self.uid is None
+            nsmount.restrict_caps(nsmount.WORKER_KEEP if shared else nsmount.WORKER_KEEP_SETUID,
+                                  noroot=shared)
         self.bash = os.path.basename(self.shell).startswith("bash")
         self.cwd_fd = 200 if self.bash else 9
         self.env = {"PATH": "/usr/local/bin:/usr/bin:/bin:/usr/local/sbin:/usr/sbin:/sbin",
@@ -112,30 +126,64 @@ class Worker:
                     "TERM": "dumb", "TMPDIR": self.tmp, "SHELL": self.shell,
                     "USER": "sandbox", "LOGNAME": "sandbox"}
         self.env.update(msg.get("env") or {})
-        self.baseline = fsdiff.entries_from_wire(msg.get("fixture") or [])
         if self.ns_mode:
             os.chmod(self.tmp, 0o1777)
         if self.uid is not None:
             os.chown(self.scratch, self.uid, self.gid)
-        self._install(self.baseline)
+        self.cache = {}  # digest -> target_map: snapshots we can restore by digest
+        self.baseline = self._remember(fsdiff.entries_from_wire(msg.get("fixture") or []))
+        self._restore(self.baseline)
         return {"ok": True, "pid": os.getpid(), "ns_mode": self.ns_mode, "state_digest": self.digest}
 
-    def _install(self, entries, cwd=None):
+    def _remember(self, entries):
+        """Cache a snapshot by digest (LRU, ~64 MiB of content, baseline pinned)."""
+        target = fssync.target_map(entries)
+        key = fsdiff.digest_items((p, k, m, s) for p, (k, m, _, s) in target.items())
+        self.cache.pop(key, None)
+        self.cache[key] = target
+        size = lambda t: sum(len(v[2]) for v in t.values() if v[0] == "file")  # noqa: E731
+        while len(self.cache) > 2 and (len(self.cache) > 16 or sum(map(size, self.cache.values())) > 64 << 20):
+            oldest = next(k for k in self.cache if k != getattr(self, "baseline", None))
+            del self.cache[oldest]
+        return key
+
+    def _restore(self, key, cwd=None):
+        """Scratch := cached snapshot ``key``, /tmp emptied, leftovers killed.
+        Incremental (fssync); a full rewrite if that fails or disagrees."""
         self.kill_all()
-        for root in (self.scratch, self.tmp):
-            fsdiff.clear_dir(root)
-        fsdiff.write_entries(self.scratch, entries, self.uid, self.gid)
-        self.index = fsdiff.scan(self.scratch)
+        self.index = fsdiff.scan(self.scratch, self.index)
+        if fsdiff.index_digest(self.index) != key:
+            target = self.cache[key]
+            try:
+                fssync.sync_tree(self.scratch, target, self.index, self.uid, self.gid)
+                self.index = fsdiff.scan(self.scratch, self.index)
+            except OSError:
+                self.index = {}
+            if fsdiff.index_digest(self.index) != key:  # belt and braces
+                fsdiff.clear_dir(self.scratch, 0o755)
+                fsdiff.write_entries(self.scratch, [(p, k, m, c) for p, (k, m, c, _) in target.items()],
+                                     self.uid, self.gid)
+                self.index = fsdiff.scan(self.scratch)
+        if os.listdir(self.tmp):
+            fsdiff.clear_dir(self.tmp, 0o1777 if self.ns_mode else 0o700)
         self.digest = fsdiff.index_digest(self.index)
         self.cwd = cwd if self.persist_cwd else None
 
     def op_reset(self, msg):
-        self._install(self.baseline)
+        self._restore(self.baseline)
         return {"ok": True, "state_digest": self.digest}
 
     def op_restore(self, msg):
-        self._install(fsdiff.entries_from_wire(msg["entries"]), msg.get("cwd"))
-        return {"ok": True, "state_digest": self.digest}
+        """{digest} alone restores a snapshot sent before; {entries} sends it."""
+        if "entries" in msg:
+            key = self._remember(fsdiff.entries_from_wire(msg["entries"]))
+        else:
+            key = msg["digest"]
+            if key not in self.cache:
+                return {"ok": True, "missing": True}
+            self.cache[key] = self.cache.pop(key)  # most recently used
+        self._restore(key, msg.get("cwd"))
+        return {"ok": True, "state_digest": self.digest, "key": key}
 
     def op_snapshot(self, msg):
         return {"ok": True, "entries": fsdiff.entries_to_wire(fsdiff.read_entries(self.scratch)),
@@ -195,26 +243,40 @@ class Worker:
         if not self.bash:
             return trap + cmd
         cpu = max(1, int(limits["cpu_seconds"] + 0.999))
+        nproc = int(limits["max_processes"]) + (self.uid is not None and self.ns_mode)
         return (f"ulimit -t {cpu + 1} -v {int(limits['memory_mb']) * 1024} "
-                f"-u {int(limits['max_processes'])} -f {int(limits['max_file_mb']) * 1024} "
+                f"-u {nproc} -f {int(limits['max_file_mb']) * 1024} "
                 f"-n {int(limits['max_open_files'])} -c 0 && ulimit -S -t {cpu} || exit 126; "
                 + trap + cmd)
 
     def _spawn(self, cmd, limits, fds, start_dir):
-        """Fork/exec in C (subprocess, vfork-like speed): own session, the
-        sandbox uid, no supplementary groups, only fds 0-2 and cwd_fd."""
-        os.dup2(fds[3], self.cwd_fd)
-        kw = dict(stdin=fds[0], stdout=fds[1], stderr=fds[2], pass_fds=(self.cwd_fd,),
-                  cwd=start_dir,
-                  env=dict(self.env, PWD=start_dir), start_new_session=True, close_fds=True)
-        if self.uid is not None:
-            kw.update(user=self.uid, group=self.gid, extra_groups=[])
+        """Start ``shell -c script`` in its own session; returns its pid.
+
+        bash: posix_spawn (vfork speed).  The command's uid is our *real*
+        uid (see op_init), so POSIX_SPAWN_RESETIDS is the whole privilege
+        drop: effective ids := real ids, and exec() then leaves it no
+        capabilities (empty bounding/ambient/inheritable sets).  Other shells
+        take the slower subprocess path with a preexec_fn for the rlimits.
+        """
+        argv = [self.shell, "-c", self._script(cmd, limits)]
+        env = dict(self.env, PWD=start_dir)
         if not self.bash:
-            kw["preexec_fn"] = lambda: _set_rlimits(limits)
-        try:
-            return subprocess.Popen([self.shell, "-c", self._script(cmd, limits)], **kw)
-        finally:
-            os.close(self.cwd_fd)
+            def preexec():
+                os.dup2(fds[3], self.cwd_fd)  # inheritable; all our own fds are CLOEXEC
+                _set_rlimits(limits)
+            kw = {} if self.uid is None else dict(user=self.uid, group=self.gid, extra_groups=[])
+            proc = subprocess.Popen(argv, stdin=fds[0], stdout=fds[1], stderr=fds[2], cwd=start_dir,
+                                    env=env, start_new_session=True, preexec_fn=preexec,
+                                    close_fds=False, **kw)
+            proc.returncode = 0  # we reap it ourselves; keep subprocess from trying
+            return proc.pid
+        os.chdir(start_dir)  # inherited; posix_spawn has no chdir action
+        dup2 = os.POSIX_SPAWN_DUP2
+        return os.posix_spawn(
+            self.shell, argv, env, setsid=True, resetids=self.uid is not None,
+            setsigdef=(signal.SIGPIPE, signal.SIGXFSZ, signal.SIGINT), setsigmask=(),
+            file_actions=[(dup2, fds[0], 0), (dup2, fds[1], 1), (dup2, fds[2], 2),
+                          (dup2, fds[3], self.cwd_fd)])
 
     # --------------------------------------------------------------- run
     def op_run(self, msg):
@@ -236,8 +298,8 @@ class Worker:
         full_before = [self._full(p) for p in (self.scratch, self.tmp)]
         t0 = time.monotonic()
         try:
-            proc = self._spawn(cmd, limits, (in_r, out_w, err_w, cwd_w), start_dir)
-        except OSError as exc:
+            pid = self._spawn(cmd, limits, (in_r, out_w, err_w, cwd_w), start_dir)
+        except (OSError, subprocess.SubprocessError) as exc:
             for fd in (in_r, out_w, err_w, cwd_w, out_r, err_r, cwd_r, in_w):
                 if fd is not None:
                     os.close(fd)
@@ -245,7 +307,7 @@ class Worker:
                     "stderr": f"sandbox: cannot start {self.shell}: {exc}\n", "timed_out": False,
                     "limits": [], "truncated": False, "wall_s": 0.0, "cwd": None,
                     "side_effects": fsdiff.diff(self.index, self.index), "state_digest": self.digest}
-        pid = self.main_pid = proc.pid
+        self.main_pid = pid
         for fd in (in_r, out_w, err_w, cwd_w):
             os.close(fd)
 
@@ -256,6 +318,7 @@ class Worker:
         for fd in bufs:
             poller.register(fd, select.POLLIN)
         poller.register(self.wake_r, select.POLLIN)
+        poller.register(self.rfd, 0)  # POLLHUP only: the host went away mid-command
         if in_w is not None:
             os.set_blocking(in_w, False)
             poller.register(in_w, select.POLLOUT)
@@ -270,7 +333,7 @@ class Worker:
                 if grace_end is None:
                     if self.kill_background:
                         self.kill_all()
-                    grace_end = now + (0.5 if self.ns_mode else 0.2)
+                    grace_end = now + 0.2
                 if now >= grace_end:
                     break  # someone outside our reach still holds a pipe
             if now >= deadline and not timed_out:
@@ -284,6 +347,11 @@ class Worker:
                 break
             wait = min(deadline, grace_end or deadline) - now
             for fd, ev in poller.poll(max(0, int(wait * 1000) + 1)):
+                if fd == self.rfd:
+                    if ev & (select.POLLHUP | select.POLLERR):
+                        self.kill_all()
+                        os._exit(0)  # nobody to answer; as PID 1 this ends the sandbox
+                    continue
                 if fd == self.wake_r:
                     try:
                         os.read(self.wake_r, 4096)
@@ -335,7 +403,7 @@ class Worker:
             self.kill_all()
 
         status = self.main_status
-        code = proc.returncode = os.waitstatus_to_exitcode(status)
+        code = os.waitstatus_to_exitcode(status)
         sig = -code if code < 0 else None
         stdout = bufs[out_r].decode("utf-8", "replace")
         stderr = bufs[err_r].decode("utf-8", "replace")
@@ -414,6 +482,10 @@ class Worker:
 
 
 def main():
+    # No Python-level handler but SIGCHLD's: as PID 1 of the sandbox the
+    # kernel then drops every signal a command sends us (kill -INT 1 would
+    # otherwise raise KeyboardInterrupt where commands share our uid).
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
     # Keep the protocol on private descriptors; fds 0/1 become /dev/null so
     # nothing we start can scribble on the channel by accident.
     rfd, wfd = os.dup(0), os.dup(1)
