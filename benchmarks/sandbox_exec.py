@@ -9,6 +9,8 @@ other processes hits all of them alike:
             including limits, output capture and the side-effect digest
   fresh     run_once(cmd): a new bwrap + worker per command
 
+plus the cost of restore(snapshot), the step tree search repeats.
+
 Usage:  python benchmarks/sandbox_exec.py [--seconds 2] [--backend auto]
 Prints a table of executions/s and the ratio of per-command cost vs bare.
 """
@@ -64,6 +66,16 @@ def main():
                 s = stats[(m, c)]
                 s[0] += n
                 s[1] += time.perf_counter() - t0
+    snap, n_restore = sb.snapshot(), 300
+    t0 = time.perf_counter()
+    for _ in range(n_restore):
+        sb.restore(snap)
+    unchanged = n_restore / (time.perf_counter() - t0)
+    t0 = time.perf_counter()
+    for _ in range(n_restore // 3):
+        sb.restore(snap)
+        sb.run("echo x >> data.txt")
+    mutate = (n_restore // 3) / (time.perf_counter() - t0)
     sb.close()
 
     rate = {k: n / t for k, (n, t) in stats.items()}
@@ -81,6 +93,8 @@ def main():
     print(f"{'all':34s}" + "".join(f"{tot[m]:13.0f}" for m in names)
           + "".join(f"{tot['bare'] / tot[m]:13.2f}x" for m in names if m != "bare"))
     print("(x = per-command cost relative to bare subprocess.run(shell=True); lower is better)")
+    print(f"tree search: restore(snapshot) {unchanged:.0f}/s when nothing changed; "
+          f"restore + a mutating command {mutate:.0f} pairs/s")
 
 
 if __name__ == "__main__":

@@ -46,7 +46,11 @@ Not isolated / not limited, by either namespace backend:
     only the sandbox's processes but the host's /proc/cpuinfo, meminfo etc.;
   * the uid 0 case: as host root commands never run as root; as a normal
     user with ``unshare`` they are uid 0 of their user namespace, without
-    capabilities (bounding set empty, SECBIT_NOROOT locked).
+    capabilities (bounding set empty, SECBIT_NOROOT locked);
+  * as a normal user (either backend) commands share the worker's uid, so
+    they may prlimit(2)/renice it (signals, ptrace and /proc/1 stay closed):
+    the worker notices changed rlimits after each command and the host
+    replaces it (``worker_restarted``); as host root prlimit is refused.
 """
 
 from __future__ import annotations

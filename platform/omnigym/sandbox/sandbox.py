@@ -205,7 +205,9 @@ class Sandbox:
         self._send_frame(self._proc, msg, deadline)
         reply = self._recv_frame(self._proc, deadline)
         if not reply.get("ok"):
-            raise SandboxError(f"worker error in {msg.get('op')!r}: {reply.get('error')}")
+            err = SandboxError(f"worker error in {msg.get('op')!r}: {reply.get('error')}")
+            err.restart = bool(reply.get("restart"))
+            raise err
         return reply
 
     def _call(self, msg: dict, timeout: float | None = None) -> tuple:
@@ -218,10 +220,18 @@ class Sandbox:
             restarted = True
         timeout = timeout or self.config.startup_timeout_seconds
         try:
-            return self._request(msg, timeout), restarted
+            reply = self._request(msg, timeout)
         except _WorkerGone:
             self._restart()
             raise
+        except SandboxError as exc:
+            if not getattr(exc, "restart", False):
+                raise
+            self._restart()  # the worker found itself tampered with before this request
+            return self._request(msg, timeout), True
+        if reply.get("worker_tampered"):
+            self._restart()  # after the reply that reports the culprit's result
+        return reply, restarted
 
     # ----------------------------------------------------------------- API
     def run(self, command: str, stdin: str | None = None, **limits) -> CommandResult:
@@ -236,6 +246,8 @@ class Sandbox:
         msg = {"op": "run", "cmd": command, "stdin": stdin, "limits": limits}
         timeout = wall + self.config.reply_slack_seconds
         with self._lock:
+            if self._proc is None:
+                raise SandboxError("the sandbox is closed; create a new Sandbox")
             try:
                 reply, restarted = self._call(msg, timeout)
             except _WorkerGone as exc:
@@ -246,6 +258,13 @@ class Sandbox:
                            "reset/restore baseline",
                     timed_out=exc.hung, limit="wall_time" if exc.hung else None,
                     limits=["wall_time"] if exc.hung else [], worker_restarted=True)
+            except SandboxError as exc:  # the worker broke while running it: replace it
+                self._restart()
+                return CommandResult(command=command, exit_code=-signal.SIGKILL, signal="SIGKILL",
+                                     stderr=f"sandbox: {exc}; the worker was restarted and the scratch "
+                                            "state reset to the last reset/restore baseline",
+                                     worker_restarted=True)
+        restarted = restarted or bool(reply.get("worker_tampered"))
         lim = reply["limits"]
         return CommandResult(
             command=command, exit_code=reply["exit_code"], stdout=reply["stdout"],

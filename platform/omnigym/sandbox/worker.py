@@ -463,6 +463,7 @@ class Worker:
         signal.set_wakeup_fd(wake_w, warn_on_full_buffer=False)
         signal.signal(signal.SIGCHLD, lambda *_: None)
         self.main_pid, self.main_status, self.killed = None, None, 0
+        self.initial_rlimits = self._rlimits()
         while True:
             try:
                 msg = _recv(self.rfd)
@@ -473,12 +474,35 @@ class Worker:
                 if msg is not None:
                     _send(self.wfd, {"ok": True})
                 return
+            if msg.get("op") != "init" and self._tampered():
+                # Set before this request (a background process): nothing ran.
+                _send(self.wfd, {"ok": False, "restart": True, "error": self._tampered()})
+                return
             handler = getattr(self, "op_" + str(msg.get("op")), None)
             try:
                 reply = handler(msg) if handler else {"ok": False, "error": f"unknown op {msg.get('op')!r}"}
             except Exception as exc:  # noqa: BLE001 - the host decides what to do
                 reply = {"ok": False, "error": f"{type(exc).__name__}: {exc}"}
+            why = self._tampered()
+            if why:  # this command did it: report its result, then make way for a fresh worker
+                reply["worker_tampered"] = why
+                _send(self.wfd, reply)
+                return
             _send(self.wfd, reply)
+
+    RLIMITS = ("RLIMIT_AS", "RLIMIT_CPU", "RLIMIT_DATA", "RLIMIT_FSIZE", "RLIMIT_NOFILE",
+               "RLIMIT_NPROC", "RLIMIT_STACK", "RLIMIT_CORE", "RLIMIT_MEMLOCK")
+
+    def _rlimits(self):
+        return [resource.getrlimit(getattr(resource, n)) for n in self.RLIMITS if hasattr(resource, n)]
+
+    def _tampered(self):
+        """Where commands share our uid (a user namespace as a normal user),
+        prlimit(2) on PID 1 is allowed to them and we cannot undo a lowered
+        hard limit: notice it, so that the host replaces us."""
+        if self._rlimits() != self.initial_rlimits:
+            return "a command changed the worker's resource limits (prlimit); worker replaced"
+        return None
 
 
 def main():
