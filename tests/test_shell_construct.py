@@ -93,3 +93,21 @@ def test_bad_actions_never_raise(ls_env):
         assert info[K.INVALID_ACTION] is False and info["command"] == "wc -l"
     finally:
         text.close()
+
+
+def test_same_seed_same_episode_across_env_instances():
+    """Fixture files carry one fixed timestamp, so even `ls -l` repeats exactly."""
+    runs = []
+    for _ in range(2):
+        env = ShellConstructEnv("ls", mode="text", masked=False)
+        try:
+            obs, info = env.reset(seed=3)
+            steps = [(obs, info[K.STATE_KEY])]
+            for arg in ("-l", "-a", "notes.txt"):
+                obs, reward, _, _, info = env.step(arg)
+                steps.append((obs, reward, info[K.STATE_KEY]))
+            runs.append(steps)
+        finally:
+            env.close()
+    assert runs[0] == runs[1]
+    assert "Jan  1  2026" in runs[0][1][0]

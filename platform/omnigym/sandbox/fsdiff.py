@@ -133,6 +133,22 @@ def write_entries(root: str, entries, uid=None, gid=None) -> None:
             os.lchown(full, uid, gid)
     for full, mode in sorted(dirs, reverse=True):  # children before parents
         os.chmod(full, mode)
+    fix_times(root, [check_relpath(e[0]) for e in entries])
+
+
+# Fixture files get one fixed timestamp (2026-01-01 00:00 UTC), so commands that
+# show times (ls -l, stat, find -newer) behave the same in every episode.
+FIXED_TIME_NS = 1_767_225_600 * 10**9
+
+
+def fix_times(root: str, paths) -> None:
+    """Set every listed path (and root) to FIXED_TIME_NS, deepest first, so
+    directory times are not disturbed by their children afterwards."""
+    for path in sorted(paths, key=lambda p: p.count("/"), reverse=True):
+        full = os.path.join(root, path)
+        if os.path.lexists(full):
+            os.utime(full, ns=(FIXED_TIME_NS, FIXED_TIME_NS), follow_symlinks=False)
+    os.utime(root, ns=(FIXED_TIME_NS, FIXED_TIME_NS))
 
 
 def clear_dir(root: str, mode: int = 0o755) -> None:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import os
 
-from fsdiff import check_relpath, clear_dir
+from fsdiff import check_relpath, clear_dir, fix_times
 
 
 def target_map(entries) -> dict:
@@ -93,6 +93,8 @@ def sync_tree(root: str, target: dict, index: dict, uid=None, gid=None) -> int:
         os.chmod(full, mode)
         changes += 1
     os.chmod(root, 0o755)
+    if changes:
+        fix_times(root, list(target))
     return changes
 
 
