@@ -16,7 +16,6 @@ Modes (``obs_mode`` x ``action_mode``):
 from __future__ import annotations
 
 import hashlib
-import string
 from pathlib import Path
 
 import gymnasium as gym
@@ -30,17 +29,11 @@ from omnigym.environments.household.encoding import (
 from omnigym.environments.household.generator import generate, unsatisfy
 from omnigym.environments.household.goals import describe, goal_classes, satisfied
 from omnigym.suites import Task, TaskSuite
+from omnigym.text import fit_text, text_space
 
-TEXT_CHARSET = string.printable
 MAX_TEXT = 8192
 MODES = {"text": ("text", "text"), "discrete": ("text", "discrete"), "vector": ("vector", "discrete")}
 
-
-def _sanitise(text: str) -> str:
-    """Keep observations inside the Text space's charset and length."""
-    if not text.isascii():
-        text = "".join(ch if ch in TEXT_CHARSET else "?" for ch in text)
-    return text[:MAX_TEXT]
 
 
 class HouseholdEnv(gym.Env):
@@ -80,12 +73,12 @@ class HouseholdEnv(gym.Env):
         self.render_mode = render_mode
         self.layout = VectorLayout(max_actions)
         if obs_mode == "text":
-            self.observation_space = gym.spaces.Text(MAX_TEXT, min_length=0, charset=TEXT_CHARSET)
+            self.observation_space = text_space(MAX_TEXT)
         else:
             self.observation_space = gym.spaces.Box(0.0, float(max(len(A.VERBS), self.layout.n_classes) + 1),
                                                     (self.layout.size,), np.float32)
         if action_mode == "text":
-            self.action_space = gym.spaces.Text(512, min_length=0, charset=TEXT_CHARSET)
+            self.action_space = text_space(512)
         else:
             self.action_space = gym.spaces.Discrete(max_actions)
         self.world = None
@@ -182,7 +175,7 @@ class HouseholdEnv(gym.Env):
             self._actions = self._actions[:self.max_actions]
         strings = action_strings(world, self._actions)
         if self.obs_mode == "text":
-            obs = _sanitise(render_text(world, visible, self.task.instruction, self._feedback))
+            obs = fit_text(render_text(world, visible, self.task.instruction, self._feedback), MAX_TEXT)
         else:
             obs = encode_vector(world, visible, self._actions, self._goal_block, self.layout)
         mask = np.zeros(self.max_actions, dtype=np.bool_)

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import hashlib
 import shlex
-import string
 
 import gymnasium as gym
 import numpy as np
@@ -28,8 +27,8 @@ from omnigym.environments.shell.grammar import (GrammarState, Token, available_u
                                                 vocabulary_for)
 from omnigym.environments.shell.sandboxed import SandboxedEnv
 from omnigym.environments.shell.tasks import load_shell_suite
+from omnigym.text import fit_text, text_space
 
-CHARSET = string.printable
 MAX_OBS = 4096
 
 
@@ -67,8 +66,8 @@ class ShellConstructEnv(SandboxedEnv, gym.Env):
             # One-hot argument per position, then exit status / output / length features.
             self.observation_space = gym.spaces.Box(0.0, 1.0, (max_args * self.n_actions + 4,), np.float32)
         else:
-            self.observation_space = gym.spaces.Text(MAX_OBS, min_length=0, charset=CHARSET)
-        self.action_space = gym.spaces.Text(256, min_length=0, charset=CHARSET) if mode == "text" else \
+            self.observation_space = text_space(MAX_OBS)
+        self.action_space = text_space(256) if mode == "text" else \
             gym.spaces.Discrete(self.n_actions)
         self.executions: list[dict] = []
         self.state = None
@@ -183,7 +182,7 @@ class ShellConstructEnv(SandboxedEnv, gym.Env):
         lines.append("side effects: " + ("; ".join(effects) if effects else "none") + f"; cwd: {r['cwd']}")
         if self._feedback:
             lines.append(self._feedback)
-        text = "".join(ch if ch in CHARSET else "?" for ch in "\n".join(lines))[:MAX_OBS]
+        text = fit_text("\n".join(lines), MAX_OBS)
         grammar_mask = np.zeros(self.n_actions, np.bool_)
         grammar_mask[:len(self.vocab)] = self.state.valid_next()
         mask = grammar_mask if self.masked else np.pad(np.ones(len(self.vocab), np.bool_),

@@ -10,15 +10,14 @@ whole env and is restored to the task's start state on reset.
 from __future__ import annotations
 
 import hashlib
-import string
 
 import gymnasium as gym
 
 from omnigym import info_keys as K
 from omnigym.environments.shell.sandboxed import SandboxedEnv
 from omnigym.environments.shell.tasks import load_shell_suite, verify
+from omnigym.text import fit_text, text_space
 
-CHARSET = string.printable
 MAX_OBS = 8192
 MAX_COMMAND = 4096
 
@@ -39,8 +38,8 @@ class ShellTaskEnv(SandboxedEnv, gym.Env):
         self.sandbox_config = sandbox
         self.output_chars = output_chars
         self.render_mode = render_mode
-        self.observation_space = gym.spaces.Text(MAX_OBS, min_length=0, charset=CHARSET)
-        self.action_space = gym.spaces.Text(MAX_COMMAND, min_length=0, charset=CHARSET)
+        self.observation_space = text_space(MAX_OBS)
+        self.action_space = text_space(MAX_COMMAND)
         self.task = None
 
     # ---------------------------------------------------------------- sandbox
@@ -103,7 +102,7 @@ class ShellTaskEnv(SandboxedEnv, gym.Env):
         text = "\n".join(self._transcript)
         if len(text) > MAX_OBS:  # keep the task and the most recent turns
             text = self._transcript[0] + "\n...\n" + text[-(MAX_OBS - len(self._transcript[0]) - 5):]
-        text = "".join(ch if ch in CHARSET else "?" for ch in text)
+        text = fit_text(text, MAX_OBS)
         info = {K.SUCCESS: self._success, K.INSTRUCTION: self.task.instruction, K.TASK_ID: self.task.id,
                 K.INVALID_ACTION: self._invalid,
                 K.STATE_KEY: hashlib.blake2b(f"{self.task.id}|{self._digest}".encode(), digest_size=12).hexdigest(),
