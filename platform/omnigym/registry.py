@@ -18,6 +18,7 @@ import gymnasium
 FAMILY_MODULES = {
     "household": "omnigym.environments.household.registration",
     "shell": "omnigym.environments.shell.registration",
+    "robots": "omnigym.environments.robots.registration",
 }
 
 

@@ -1,0 +1,49 @@
+"""Registers the robots family's ids.
+
+MuJoCo locomotion (gymnasium's v5 physics, our info conventions), the arm
+tasks on MuJoCo and PyBullet, and Push-T.
+"""
+from __future__ import annotations
+
+from omnigym.registry import register
+
+LOCOMOTION = {
+    # name: (one-line doc, success definition used for info["success"])
+    "HalfCheetah": "run forward (gymnasium HalfCheetah-v5 physics)",
+    "Hopper": "hop forward without falling (gymnasium Hopper-v5 physics)",
+    "Walker2d": "walk forward without falling (gymnasium Walker2d-v5 physics)",
+    "Ant": "walk forward on four legs (gymnasium Ant-v5 physics)",
+    "Humanoid": "walk forward without falling (gymnasium Humanoid-v5 physics)",
+    "HumanoidStandup": "stand up from lying down (gymnasium HumanoidStandup-v5 physics)",
+    "Swimmer": "swim forward (gymnasium Swimmer-v5 physics)",
+}
+for _name, _doc in LOCOMOTION.items():
+    register(f"robots/{_name}-v5", "omnigym.environments.robots.locomotion:make_locomotion", family="robots",
+             doc=_doc, modes=("dict", "vector"), kwargs={"name": _name}, max_episode_steps=1000)
+
+ARM = "omnigym.environments.robots.arm_env:ArmEnv"
+ARM_EXPERT = "omnigym.environments.robots.arm_expert:ArmExpert"
+ARM_TASKS = {
+    # id name: (kwargs, max steps, doc)
+    "Reach": ({"task": "reach"}, 50, "move the gripper to a 3-D target"),
+    "Push": ({"task": "push"}, 100, "push a block onto a target zone on the table"),
+    "PickPlace": ({"task": "pick_place"}, 100, "pick a block up and place it at a target (on the table or in the air)"),
+    "LangPush": ({"task": "push", "n_blocks": 3, "n_pads": 3}, 120,
+                 "language-conditioned: push the named one of three coloured blocks onto the named pad"),
+    "LangPickPlace": ({"task": "pick_place", "n_blocks": 3, "n_pads": 3}, 120,
+                      "language-conditioned: put the named block on the named pad"),
+}
+for _name, (_kwargs, _steps, _doc) in ARM_TASKS.items():
+    register(f"robots/{_name}-v0", ARM, family="robots", doc=f"{_doc} (MuJoCo arm)", modes=("dict", "vector"),
+             kwargs={**_kwargs, "backend": "mujoco"}, max_episode_steps=_steps, expert=ARM_EXPERT)
+
+for _name in ("Reach", "Push"):
+    _kwargs, _steps, _doc = ARM_TASKS[_name]
+    register(f"robots/Bullet{_name}-v0", ARM, family="robots", doc=f"{_doc} (PyBullet Panda)",
+             modes=("dict", "vector"), kwargs={**_kwargs, "backend": "pybullet"}, max_episode_steps=_steps,
+             expert=ARM_EXPERT)
+
+register("robots/PushT-v0", "omnigym.environments.robots.push_t:PushTEnv", family="robots",
+         doc="push a T-shaped block onto a target pose with a round pusher (Diffusion Policy's Push-T)",
+         modes=("dict", "vector"), max_episode_steps=300,
+         expert="omnigym.environments.robots.push_t_expert:PushTExpert")
