@@ -22,13 +22,20 @@ $(STAMP): pyproject.toml setup.py constraints.txt
 
 install: system-deps $(STAMP)
 
-# Debian packages the sandboxed families need; skipped where apt is absent.
+# Debian packages: bubblewrap for the sandboxed families, EGL (software Mesa)
+# and OSMesa for headless robot rendering; skipped where apt is absent.
 system-deps:
 	@if ! command -v bwrap >/dev/null 2>&1; then \
 	  if command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
 	    (apt-get update -qq && apt-get install -y -qq bubblewrap >/dev/null) \
 	      || echo "warning: could not install bubblewrap; the shell family falls back to unshare"; \
 	  else echo "warning: bubblewrap missing and cannot be installed here"; fi; \
+	fi
+	@if ! ldconfig -p 2>/dev/null | grep -q 'libEGL.so.1'; then \
+	  if command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
+	    (apt-get update -qq && apt-get install -y -qq libegl1 libegl-mesa0 libgl1-mesa-dri libosmesa6 >/dev/null) \
+	      || echo "warning: could not install EGL/OSMesa; robot rendering needs one of them"; \
+	  else echo "warning: libEGL missing; robot rendering needs EGL or OSMesa (MUJOCO_GL=osmesa)"; fi; \
 	fi
 
 demo: install

@@ -1,0 +1,104 @@
+"""The contract every robots id keeps, whatever its backend (see robots/base.py)."""
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+from gymnasium.utils.env_checker import check_env
+
+from omnigym import info_keys as K
+from omnigym.registry import list_envs, make
+
+ROBOT_IDS = [e.id for e in list_envs("robots")]
+SMALL = dict(image_size=(32, 40))
+
+
+def _camera(env_id):
+    env = make(env_id, mode="vector").unwrapped
+    cam = env.available_cameras[0]
+    env.close()
+    return cam
+
+
+@pytest.fixture(autouse=True)
+def _quiet():
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        yield
+
+
+def test_family_is_complete():
+    names = {i.split("/")[1] for i in ROBOT_IDS}
+    for expected in ("HalfCheetah-v5", "Ant-v5", "Reach-v0", "Push-v0", "PickPlace-v0", "PushT-v0",
+                     "LangPush-v0", "BulletReach-v0", "BulletPush-v0"):
+        assert expected in names
+
+
+@pytest.mark.parametrize("env_id", ROBOT_IDS)
+def test_env_checker_both_modes(env_id):
+    vec = make(env_id, mode="vector")
+    check_env(vec.unwrapped, skip_render_check=True)
+    vec.close()
+    cam = _camera(env_id)
+    env = make(env_id, mode="dict", cameras=(cam,), **SMALL)
+    check_env(env.unwrapped, skip_render_check=True)
+    obs, info = env.reset(seed=0)
+    assert set(obs) == {"observation.state", f"observation.images.{cam}", "instruction"}
+    assert obs["observation.state"].dtype == np.float32
+    assert obs[f"observation.images.{cam}"].shape == (32, 40, 3)
+    assert obs["instruction"] == info[K.INSTRUCTION] != ""
+    for key in (K.SUCCESS, K.INSTRUCTION, K.TASK_ID, K.INVALID_ACTION, K.STATE_KEY):
+        assert key in info
+    env.close()
+
+
+@pytest.mark.parametrize("env_id", ROBOT_IDS)
+def test_bad_actions_are_flagged_never_raised(env_id):
+    env = make(env_id, mode="vector")
+    env.reset(seed=1)
+    shape = env.action_space.shape
+    for bad in (np.full(shape, np.nan), np.zeros(shape[0] + 1), None, "forward", [[1.0]], np.full(shape, np.inf)):
+        obs, reward, terminated, truncated, info = env.step(bad)
+        assert info[K.INVALID_ACTION] is True
+        assert np.all(np.isfinite(obs)) and np.isfinite(reward)
+    obs, *_, info = env.step(env.action_space.sample())
+    assert info[K.INVALID_ACTION] is False
+    # Out-of-range values are clipped or passed on like gymnasium, never rejected.
+    *_, info = env.step(env.action_space.high * 10)
+    assert info[K.INVALID_ACTION] is False
+    env.close()
+
+
+@pytest.mark.parametrize("env_id", ROBOT_IDS)
+def test_same_seed_same_episode_and_snapshot_replay(env_id):
+    a, b = make(env_id, mode="vector"), make(env_id, mode="vector")
+    rng = np.random.default_rng(0)
+    actions = [rng.uniform(a.action_space.low, a.action_space.high).astype(a.action_space.dtype) for _ in range(12)]
+    oa, ia = a.reset(seed=7)
+    ob, ib = b.reset(seed=7)
+    assert np.array_equal(oa, ob) and ia[K.STATE_KEY] == ib[K.STATE_KEY]
+    for act in actions[:4]:
+        a.step(act)
+        b.step(act)
+    snapshot = a.unwrapped.get_state()
+    first = [a.step(act) for act in actions[4:]]
+    second = [b.step(act) for act in actions[4:]]
+    a.unwrapped.set_state(snapshot)
+    replay = [a.step(act) for act in actions[4:]]
+    for x, y, z in zip(first, second, replay):
+        assert np.array_equal(x[0], y[0]) and np.array_equal(x[0], z[0])
+        assert x[1] == y[1] == z[1]
+        assert x[4][K.STATE_KEY] == y[4][K.STATE_KEY] == z[4][K.STATE_KEY]
+    a.close()
+    b.close()
+
+
+@pytest.mark.parametrize("env_id", ROBOT_IDS)
+def test_rgb_array_render_is_a_real_frame(env_id):
+    env = make(env_id, mode="vector", render_mode="rgb_array")
+    env.reset(seed=0)
+    frame = env.render()
+    assert frame.dtype == np.uint8 and frame.ndim == 3 and frame.shape[2] == 3
+    assert frame.std() > 5  # not a blank or single-colour image
+    env.close()
