@@ -7,6 +7,10 @@ from __future__ import annotations
 
 from omnigym.registry import register
 
+# Layouts come from the seed: "train" seeds are for tuning and training,
+# "test" seeds are never used for either (held-out layouts).
+PANELS = {"train": (0, 50), "test": (100_000, 50)}
+
 LOCOMOTION = {
     # name: (one-line doc, success definition used for info["success"])
     "HalfCheetah": "run forward (gymnasium HalfCheetah-v5 physics)",
@@ -19,7 +23,7 @@ LOCOMOTION = {
 }
 for _name, _doc in LOCOMOTION.items():
     register(f"robots/{_name}-v5", "omnigym.environments.robots.locomotion:make_locomotion", family="robots",
-             doc=_doc, modes=("dict", "vector"), kwargs={"name": _name}, max_episode_steps=1000)
+             doc=_doc, modes=("dict", "vector"), kwargs={"name": _name}, max_episode_steps=1000, panels=PANELS)
 
 ARM = "omnigym.environments.robots.arm_env:ArmEnv"
 ARM_EXPERT = "omnigym.environments.robots.arm_expert:ArmExpert"
@@ -35,15 +39,16 @@ ARM_TASKS = {
 }
 for _name, (_kwargs, _steps, _doc) in ARM_TASKS.items():
     register(f"robots/{_name}-v0", ARM, family="robots", doc=f"{_doc} (MuJoCo arm)", modes=("dict", "vector"),
-             kwargs={**_kwargs, "backend": "mujoco"}, max_episode_steps=_steps, expert=ARM_EXPERT)
+             kwargs={**_kwargs, "backend": "mujoco"}, max_episode_steps=_steps, expert=ARM_EXPERT,
+             panels=PANELS)
 
 for _name in ("Reach", "Push"):
     _kwargs, _steps, _doc = ARM_TASKS[_name]
     register(f"robots/Bullet{_name}-v0", ARM, family="robots", doc=f"{_doc} (PyBullet Panda)",
              modes=("dict", "vector"), kwargs={**_kwargs, "backend": "pybullet"}, max_episode_steps=_steps,
-             expert=ARM_EXPERT)
+             expert=ARM_EXPERT, panels=PANELS)
 
 register("robots/PushT-v0", "omnigym.environments.robots.push_t:PushTEnv", family="robots",
          doc="push a T-shaped block onto a target pose with a round pusher (Diffusion Policy's Push-T)",
          modes=("dict", "vector"), max_episode_steps=300,
-         expert="omnigym.environments.robots.push_t_expert:PushTExpert")
+         expert="omnigym.environments.robots.push_t_expert:PushTExpert", panels=PANELS)

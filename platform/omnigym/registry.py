@@ -31,6 +31,8 @@ class EnvEntry:
     suite: str | None = None
     expert: str | None = None           # "module:Class" of a scripted/planning expert
     kwargs: dict = field(default_factory=dict)
+    # Named seed panels for ids without a task suite: {"train": (first_seed, episodes)}.
+    panels: dict = field(default_factory=dict)
 
 
 _ENTRIES: dict[str, EnvEntry] = {}
@@ -39,14 +41,17 @@ _loaded = False
 
 def register(id: str, entry_point, *, family: str, doc: str, modes=("default",), kwargs=None,
              max_episode_steps: int | None = None, suite: str | None = None,
-             expert: str | None = None) -> None:
-    """Register an environment id with gymnasium and with omnigym's catalog."""
+             expert: str | None = None, panels: dict | None = None) -> None:
+    """Register an environment id with gymnasium and with omnigym's catalog.
+    ``panels``: named seed ranges ``{"test": (first_seed, episodes)}`` that
+    ``omnigym eval --panel test`` uses for ids without a task suite."""
     namespace = id.split("/", 1)[0] if "/" in id else None
     if namespace != family:
         raise ValueError(f"id {id!r} must live in its family's namespace: '{family}/Name-vN'")
     gymnasium.register(id=id, entry_point=entry_point, kwargs=dict(kwargs or {}),
                        max_episode_steps=max_episode_steps)
-    _ENTRIES[id] = EnvEntry(id, family, doc, tuple(modes), suite, expert, dict(kwargs or {}))
+    _ENTRIES[id] = EnvEntry(id, family, doc, tuple(modes), suite, expert, dict(kwargs or {}),
+                            {name: (int(first), int(n)) for name, (first, n) in (panels or {}).items()})
 
 
 def load_families() -> None:
@@ -131,6 +136,8 @@ def describe_env(env_id: str) -> dict:
             out["panels"] = {p.name: f"{p.split} split, seeds {p.seeds[0]}..{p.seeds[-1]}"
                              for p in suite.panels.values()}
             out["templates"] = list(suite.templates)
+    if e.panels:
+        out["panels"] = {name: f"seeds {first}..{first + n - 1}" for name, (first, n) in e.panels.items()}
     if e.expert:
         out["expert"] = e.expert
     return out
