@@ -1,4 +1,4 @@
-"""The ``omnigym`` command: list, info, play, eval, bench, demo.
+"""The ``omnigym`` command: list, info, play, eval, rollout, export, bench, train, demo.
 
 Subcommands import only what they need, so ``omnigym list`` is quick.
 """
@@ -107,9 +107,11 @@ def _cmd_eval(args) -> int:
     from omnigym.evaluation import evaluate_many
     for module in args.import_module or ():
         importlib.import_module(module)
+    if args.video < 0:
+        raise ValueError(f"--video must be 0 or more, got {args.video}")
     path, sections = evaluate_many(args.policy or ["random"], args.env_id, _panels(args.panel or ["train"]),
                                    args.out, group_size=args.group_size, env_kwargs=_parse_kwargs(args.env_kwarg),
-                                   record=not args.no_record)
+                                   record=not args.no_record, video=args.video)
     _print_sections(sections)
     print(f"\nreport: {path}")
     return 0
@@ -122,6 +124,127 @@ def _print_sections(sections) -> None:
         print(f"{s['policy']:>10} | {s['panel']:<10} | success {100 * m['success_rate']:5.1f}% "
               f"[{100 * lo:.1f}, {100 * hi:.1f}] | return {m['return_mean']:.3f} | steps {m['length_mean']:.1f}"
               f" | n={m['episodes']}")
+
+
+def _env_facts(env_id: str, env_kwargs: dict):
+    """(env, fps) for dataset exports: the env gives the spaces Minari stores,
+    its control rate the fps of LeRobot data and videos. Caller closes env."""
+    from omnigym.registry import make
+    env = make(env_id, **env_kwargs)
+    # The control period (dt) is the truth when the env has one; render_fps
+    # is the fallback (gymnasium's MuJoCo envs define it as 1/dt anyway).
+    dt = getattr(env.unwrapped, "dt", None)
+    fps = round(1.0 / dt) if dt else env.metadata.get("render_fps")
+    return env, fps
+
+
+def _fps(requested, env_fps) -> int:
+    fps = requested if requested is not None else env_fps
+    if not fps:
+        raise ValueError("the env does not say its control rate; pass --fps")
+    if fps <= 0 or int(fps) != fps:
+        raise ValueError(f"--fps must be a positive whole number (LeRobot needs one), got {fps}")
+    return int(fps)
+
+
+def _export(episodes, args, env, env_fps, out_dir, lerobot: bool, minari: str | None) -> list[str]:
+    """LeRobot and/or Minari exports of ``episodes``; returns what was written."""
+    written = []
+    if lerobot:
+        from omnigym.datasets.lerobot import export_lerobot
+        path = export_lerobot(episodes, out_dir, fps=_fps(args.fps, env_fps), progress=True)
+        written.append(f"LeRobot dataset: {path}")
+    if minari:
+        from omnigym.datasets.minari_export import export_minari
+        ds = export_minari(episodes, minari, root=args.minari_root, env=env,
+                           algorithm_name=episodes[0].policy.get("name"))
+        written.append(f"Minari dataset: {minari} ({ds.total_episodes} episodes) under "
+                       f"{args.minari_root or os.environ.get('MINARI_DATASETS_PATH') or '~/.minari/datasets'}")
+    return written
+
+
+def _cmd_rollout(args) -> int:
+    from pathlib import Path
+
+    from omnigym.agents import resolve_policy
+    from omnigym.episodes import write_episodes
+    from omnigym.rollout import rollout
+    if args.episodes < 1:
+        raise ValueError(f"--episodes must be at least 1, got {args.episodes}")
+    if args.max_steps is not None and args.max_steps < 1:
+        raise ValueError(f"--max-steps must be at least 1, got {args.max_steps}")
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"--out {out} exists and is not a directory")
+    if args.lerobot and (out / "lerobot").exists():
+        raise ValueError(f"{out / 'lerobot'} already exists; choose another --out")
+    if args.minari:  # a bad or taken id fails now, not after the recording
+        from omnigym.datasets.minari_export import check_new_dataset_id
+        check_new_dataset_id(args.minari, args.minari_root)
+    env_kwargs = _parse_kwargs(args.env_kwarg)
+    env, env_fps = _env_facts(args.env_id, env_kwargs)  # fails early on a bad id or kwargs
+    try:
+        try:
+            policy = resolve_policy(args.policy, args.env_id)
+        except ImportError as exc:  # a mistyped 'module:Class'
+            raise ValueError(f"policy {args.policy!r}: {exc}") from exc
+        episodes = rollout(policy, args.env_id, range(args.seed, args.seed + args.episodes),
+                           env_kwargs=env_kwargs, max_steps=args.max_steps,
+                           desc=f"{args.policy} on {args.env_id}")
+        for ep in episodes:  # so `omnigym export` can remake the same env later
+            ep.metadata["env_kwargs"] = env_kwargs
+        path = write_episodes(episodes, out / "episodes-000000.parquet")
+        written = [f"episodes (omnigym Parquet): {path}"]
+        written += _export(episodes, args, env, env_fps, out / "lerobot", args.lerobot, args.minari)
+    finally:
+        env.close()
+    n = len(episodes)
+    successes = sum(ep.success for ep in episodes)
+    steps = sum(ep.length for ep in episodes)
+    print(f"{n} episodes of {args.policy} on {args.env_id} (seeds {args.seed}..{args.seed + n - 1}): "
+          f"success {successes}/{n} ({100 * successes / n:.1f}%), "
+          f"mean return {sum(ep.total_return for ep in episodes) / n:.3f}, mean steps {steps / n:.1f}")
+    for line in written:
+        print(f"  {line}")
+    return 0
+
+
+def _cmd_export(args) -> int:
+    from pathlib import Path
+
+    from omnigym.episodes import read_episodes
+    src = Path(args.episodes)
+    if not src.exists():
+        raise ValueError(f"{src}: no such file or directory")
+    episodes = read_episodes(src)
+    if not episodes:
+        raise ValueError(f"{src}: no episodes (no finished *.parquet files)")
+    if args.to == "minari":
+        from omnigym.datasets.minari_export import check_new_dataset_id
+        check_new_dataset_id(args.out, args.minari_root)
+    env_ids = {ep.env_id for ep in episodes}
+    if len(env_ids) > 1:
+        raise ValueError(f"{src} mixes environments {sorted(env_ids)}; export one at a time")
+    env, env_fps = None, None
+    try:
+        # Remake the recording env for its spaces and control rate; without it
+        # (an id this install lacks) spaces are inferred and --fps is needed.
+        env, env_fps = _env_facts(episodes[0].env_id, episodes[0].metadata.get("env_kwargs") or {})
+    except Exception as exc:  # noqa: BLE001 - any failure just means "infer instead"
+        print(f"note: cannot remake {episodes[0].env_id} ({exc}); inferring spaces from the data",
+              file=sys.stderr)
+    try:
+        if args.to == "lerobot":
+            written = _export(episodes, args, env, env_fps, Path(args.out), True, None)
+        else:
+            written = _export(episodes, args, env, env_fps, None, False, args.out)
+    finally:
+        if env is not None:
+            env.close()
+    print(f"{len(episodes)} episodes from {src}")
+    for line in written:
+        print(f"  {line}")
+    return 0
 
 
 def _cmd_bench(args) -> int:
@@ -180,7 +303,32 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out", default="reports/eval")
     s.add_argument("--no-record", action="store_true", help="do not save episodes as Parquet")
     s.add_argument("--import-module", action="append", help="a module that registers your own env ids")
+    s.add_argument("--video", type=int, default=0, metavar="K",
+                   help="film the first K episodes of each policy and panel (MP4 + GIF under OUT/videos/)")
     s.set_defaults(fn=_cmd_eval)
+
+    s = sub.add_parser("rollout", help="record episodes of a policy as Parquet, optionally LeRobot / Minari")
+    s.add_argument("env_id")
+    s.add_argument("--policy", default="random",
+                   help="random, expert, planner, module:Class or a checkpoint/run folder")
+    s.add_argument("--episodes", type=int, required=True, help="number of episodes (seeds SEED..SEED+N-1)")
+    s.add_argument("--out", required=True, help="folder for episodes-000000.parquet (and lerobot/)")
+    s.add_argument("--seed", type=int, default=0, help="first seed")
+    s.add_argument("--env-kwarg", action="append", help="key=value passed to the env (JSON values)")
+    s.add_argument("--max-steps", type=int, default=None, help="truncate episodes after this many steps")
+    s.add_argument("--lerobot", action="store_true", help="also write a LeRobot dataset to OUT/lerobot")
+    s.add_argument("--minari", metavar="NAME", help="also create the Minari dataset NAME (namespace/name-v0)")
+    s.add_argument("--minari-root", help="Minari datasets folder (default $MINARI_DATASETS_PATH or ~/.minari/datasets)")
+    s.add_argument("--fps", type=int, default=None, help="dataset frame rate (default: the env's control rate)")
+    s.set_defaults(fn=_cmd_rollout)
+
+    s = sub.add_parser("export", help="convert recorded episodes (Parquet) to LeRobot or Minari")
+    s.add_argument("episodes", help="an episodes Parquet file or a folder of them")
+    s.add_argument("--to", choices=("lerobot", "minari"), required=True)
+    s.add_argument("--out", required=True, help="LeRobot: a new folder; Minari: a dataset id namespace/name-v0")
+    s.add_argument("--minari-root", help="Minari datasets folder (default $MINARI_DATASETS_PATH or ~/.minari/datasets)")
+    s.add_argument("--fps", type=int, default=None, help="dataset frame rate (default: the env's control rate)")
+    s.set_defaults(fn=_cmd_export)
 
     s = sub.add_parser("bench", help="environment steps per second in each mode")
     s.add_argument("env_id")

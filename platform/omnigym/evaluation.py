@@ -4,6 +4,10 @@
 Wilson 95% interval, mean return and steps with t-intervals, pass@k and
 pass^k over groups of identical resets, and a per-task breakdown.
 ``evaluate_many`` runs several and writes the Markdown report with plots.
+
+With ``video=K`` (default 0: off, nothing changes) the first K episodes of
+each (policy, panel) are filmed to MP4 (plus a GIF preview) under
+``OUT/videos/`` and listed in the section's ``videos``, which the report links.
 """
 from __future__ import annotations
 
@@ -39,24 +43,38 @@ def episode_record(episode) -> dict:
 
 def evaluate(policy, env_id: str, panel="train", group_size: int = 1, *, env_kwargs: dict | None = None,
              max_steps: int | None = None, record_to: str | None = None, progress: bool = True,
-             episodes_out: list | None = None) -> dict:
-    """One report section: ``{"env_id", "policy", "panel", "summary"}``."""
+             episodes_out: list | None = None, video: int = 0,
+             video_dir: str | Path | None = None) -> dict:
+    """One report section: ``{"env_id", "policy", "panel", "summary"}``, plus
+    ``"videos"`` (one entry per filmed episode) when ``video`` > 0; the videos
+    go to ``video_dir`` (default ``videos/``)."""
     name, seeds, panel_kwargs = panel_seeds(env_id, panel)
     policy = resolve_policy(policy, env_id)
+    # Video files are named like evaluate_many's episode files: <policy>-<panel label>.
+    label = panel if isinstance(panel, str) else f"seeds{seeds[0]}-{seeds[-1]}" if seeds else "empty"
     episodes = rollout(policy, env_id, seeds, group_size, env_kwargs={**panel_kwargs, **(env_kwargs or {})},
                        max_steps=max_steps, record_to=record_to, progress=progress,
-                       desc=f"{policy_name(policy)} / {name}")
+                       desc=f"{policy_name(policy)} / {name}", video_episodes=video,
+                       video_dir=video_dir, video_prefix=f"{policy_name(policy)}-{label}")
     if episodes_out is not None:
         episodes_out.extend(episodes)
     summary = summarize([episode_record(e) for e in episodes], group_size=group_size)
-    return {"env_id": env_id, "policy": policy_name(policy), "panel": name, "summary": summary}
+    section = {"env_id": env_id, "policy": policy_name(policy), "panel": name, "summary": summary}
+    if video > 0:
+        section["videos"] = [{**episode_record(e), "episode": i, "path": e.metadata["video"],
+                              "preview": e.metadata.get("video_preview"), "frames": e.metadata["video_frames"]}
+                             for i, e in enumerate(episodes) if "video" in e.metadata]
+    return section
 
 
 def evaluate_many(policies: list, env_id: str, panels: list, out_dir: str | Path, group_size: int = 1,
                   title: str | None = None, env_kwargs: dict | None = None, record: bool = True,
-                  notes: list[str] | None = None, progress: bool = True) -> tuple[Path, list[dict]]:
+                  notes: list[str] | None = None, progress: bool = True,
+                  video: int = 0) -> tuple[Path, list[dict]]:
     """Every policy on every panel; writes ``report.md`` (+ plots, summary,
-    and the episodes as Parquet under ``episodes/``). Returns (report path, sections)."""
+    and the episodes as Parquet under ``episodes/``). ``video``: film the
+    first that many episodes of each (policy, panel) into ``videos/``.
+    Returns (report path, sections)."""
     out_dir = Path(out_dir)
     sections = []
     for spec in policies:
@@ -66,6 +84,7 @@ def evaluate_many(policies: list, env_id: str, panels: list, out_dir: str | Path
             label = panel if isinstance(panel, str) else f"seeds{panel[0]}-{panel[-1]}"
             record_to = out_dir / "episodes" / f"{pname}-{label}.parquet" if record else None
             sections.append(evaluate(policy, env_id, panel, group_size, env_kwargs=env_kwargs,
-                                     record_to=record_to, progress=progress))
+                                     record_to=record_to, progress=progress, video=video,
+                                     video_dir=out_dir / "videos"))
     path = write_report(sections, out_dir, title or f"Evaluation on {env_id}", notes=notes)
     return path, sections

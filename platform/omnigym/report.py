@@ -274,12 +274,38 @@ def _per_task_tables(sections: Sequence[Mapping[str, Any]]) -> list[str]:
     return lines
 
 
+def _link(path: str, out: Path) -> str:
+    """``path`` relative to the report folder, with '/' separators (Markdown links)."""
+    return Path(os.path.relpath(Path(path).resolve(), out.resolve())).as_posix()
+
+
+def _video_tables(sections: Sequence[Mapping[str, Any]], out: Path) -> list[str]:
+    """One table per (env, policy, panel) that has filmed episodes: outcome,
+    a link to the MP4 and the looping GIF preview inline."""
+    lines: list[str] = []
+    multi_env = len({s["env_id"] for s in sections}) > 1
+    for s in sections:
+        videos = s.get("videos") or []
+        if not videos:
+            continue
+        rows = []
+        for v in videos:
+            preview = f"![episode {v['episode']}]({_link(v['preview'], out)})" if v.get("preview") else "–"
+            rows.append([v["episode"], v.get("seed", "–"), "yes" if v.get("success") else "no",
+                         _num(v.get("return")), v.get("length", "–"),
+                         f"[{Path(v['path']).name}]({_link(v['path'], out)})", preview])
+        lines += ["", f"### {s['policy']} — {_panel_label(s, multi_env)}", ""]
+        lines += _table(["Episode", "Seed", "Success", "Return", "Steps", "Video (MP4)", "Preview"], rows)
+    return lines
+
+
 def write_report(sections: Sequence[Mapping[str, Any]], out_dir: str | os.PathLike, title: str,
                  notes: Sequence[str] | None = None) -> Path:
     """Write ``report.md``, ``summary.json``, ``success.png`` and ``per_task.png``.
 
     ``sections`` holds dicts with ``env_id``, ``policy``, ``panel`` and
-    ``summary`` (the output of :func:`omnigym.stats.summarize`). The
+    ``summary`` (the output of :func:`omnigym.stats.summarize`), and
+    optionally ``videos`` (filmed episodes, linked under "Videos"). The
     Markdown file is written last, so once it exists everything it links
     to exists too. Returns the path of ``report.md``.
     """
@@ -298,6 +324,10 @@ def write_report(sections: Sequence[Mapping[str, Any]], out_dir: str | os.PathLi
               "Student t intervals. Steps is the mean episode length.", ""]
     lines += ["![Success rate by panel](success.png)", "", "![Per-task success rate](per_task.png)", ""]
     lines += ["## Per task"] + _per_task_tables(sections)
+    videos = _video_tables(sections, out)
+    if videos:  # only sections evaluated with video > 0 have any
+        lines += ["", "## Videos", "", "The first episodes of each policy and panel, filmed with "
+                  "`render_mode=\"rgb_array\"`; previews are subsampled GIFs."] + videos
     if notes:
         lines += ["", "## Notes", ""] + [f"- {n}" for n in notes]
     report = out / "report.md"
