@@ -15,7 +15,7 @@ from pathlib import Path
 
 from omnigym import info_keys as K
 from omnigym.agents import policy_name, resolve_policy
-from omnigym.registry import suite_of
+from omnigym.registry import entry, suite_of
 from omnigym.report import write_report
 from omnigym.rollout import rollout
 from omnigym.stats import summarize
@@ -27,9 +27,14 @@ def panel_seeds(env_id: str, panel: str | list[int] | range) -> tuple[str, list[
     if not isinstance(panel, str):
         seeds = list(panel)
         return f"seeds {seeds[0]}..{seeds[-1]}" if seeds else "empty", seeds, {}
+    panels = entry(env_id).panels
+    if panel in panels:  # a named seed range of an id without a suite (robots)
+        first, n = panels[panel]
+        return panel, list(range(first, first + n)), {}
     suite = suite_of(env_id)
     if suite is None:
-        raise ValueError(f"{env_id} has no task suite, so no named panel {panel!r}; pass seeds instead")
+        known = f"; its panels: {sorted(panels)}" if panels else ""
+        raise ValueError(f"{env_id} has no panel {panel!r}{known}; or pass seeds such as 0..49")
     p = suite.panel(panel)
     return p.name, list(p.seeds), {"split": p.split}
 
