@@ -21,6 +21,7 @@ import os
 import time
 import warnings
 
+import omnigym  # noqa: F401  (first: it picks MuJoCo's headless GL backend before mujoco loads)
 import gymnasium as gym
 import mujoco
 import numpy as np

@@ -102,3 +102,19 @@ def test_rgb_array_render_is_a_real_frame(env_id):
     assert frame.dtype == np.uint8 and frame.ndim == 3 and frame.shape[2] == 3
     assert frame.std() > 5  # not a blank or single-colour image
     env.close()
+
+
+def test_headless_rendering_needs_no_setup(tmp_path):
+    """Without MUJOCO_GL and without a display, `import omnigym` chooses EGL
+    before mujoco loads, so a user script renders instead of aborting."""
+    import os
+    import subprocess
+    import sys
+    env = {k: v for k, v in os.environ.items() if k not in ("MUJOCO_GL", "DISPLAY", "PYOPENGL_PLATFORM")}
+    code = ("import omnigym, mujoco\n"
+            "env = omnigym.make('robots/Reach-v0', mode='vector', render_mode='rgb_array')\n"
+            "env.reset(seed=0)\n"
+            "print(env.render().std() > 5)\n")
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip().endswith("True")

@@ -1,9 +1,4 @@
 """The robots family: MuJoCo locomotion, arm manipulation on MuJoCo and
-PyBullet, and Push-T. See ``base`` for the contract every env follows."""
-import os
-
-# Without a display MuJoCo's default GL backend (glfw) aborts the process on
-# the first offscreen render; EGL (software Mesa here) works headless.
-if "MUJOCO_GL" not in os.environ and not os.environ.get("DISPLAY"):
-    os.environ["MUJOCO_GL"] = "egl"
-    os.environ.setdefault("PYOPENGL_PLATFORM", "egl")
+PyBullet, and Push-T. See ``base`` for the contract every env follows.
+(``import omnigym`` selects MuJoCo's headless GL backend, EGL, when there is
+no display; set ``MUJOCO_GL`` yourself before importing mujoco to choose.)"""

@@ -57,7 +57,7 @@ class Randomization:
     """What domain randomisation varies; ``None`` fields stay nominal."""
     mass: tuple[float, float] | None = None        # scale of every movable body's mass
     friction: tuple[float, float] | None = None    # scale of sliding friction
-    colors: bool = False                            # object colours (hue jitter)
+    colors: bool = False                            # object colours (an RGB offset)
     camera: float | None = None                     # camera position jitter (m)
 
     DEFAULTS = None  # filled below

@@ -22,12 +22,36 @@ with its centre at the origin, and the Panda's fixed base stands on the table
 """
 from __future__ import annotations
 
+import contextlib
+import ctypes
+import os
+import sys
 import weakref
 
 import numpy as np
-import pybullet as p
-import pybullet_data
-from pybullet_utils import bullet_client
+
+
+@contextlib.contextmanager
+def _silent_stdout():
+    """PyBullet's C code prints its build time on import and ``argv[0]=`` on
+    every connect; keep that out of our users' stdout (and their pipes)."""
+    libc = ctypes.CDLL(None)
+    sys.stdout.flush()
+    saved = os.dup(1)
+    try:
+        with open(os.devnull, "wb") as devnull:
+            os.dup2(devnull.fileno(), 1)
+        yield
+    finally:
+        libc.fflush(None)  # C stdio buffers: flush them while fd 1 is still /dev/null
+        os.dup2(saved, 1)
+        os.close(saved)
+
+
+with _silent_stdout():
+    import pybullet as p
+import pybullet_data  # noqa: E402
+from pybullet_utils import bullet_client  # noqa: E402
 
 from omnigym.environments.robots.arm_backend import ArmBackend
 from omnigym.environments.robots.arm_tasks import BLOCK_HALF, MAX_DELTA
@@ -109,7 +133,8 @@ def _remove_state(owner: weakref.ref, state_id: int) -> None:
 
 
 def _connect() -> bullet_client.BulletClient:
-    client = bullet_client.BulletClient(connection_mode=p.DIRECT)
+    with _silent_stdout():
+        client = bullet_client.BulletClient(connection_mode=p.DIRECT)
     client.setAdditionalSearchPath(pybullet_data.getDataPath())
     return client
 

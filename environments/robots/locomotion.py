@@ -86,6 +86,7 @@ class LocomotionMixin:
         self._inv_resolution = 1.0 / self.key_resolution
         self._key_buffer = np.empty(self.model.nq + self.model.nv)
         self._key_views = (self._key_buffer[:self.model.nq], self._key_buffer[self.model.nq:])
+        self._key_ints = np.empty(self.model.nq + self.model.nv, dtype=np.int64)
         self.task_id = self.task_name
         self._nominal = {"body_mass": self.model.body_mass.copy(), "body_inertia": self.model.body_inertia.copy(),
                         "geom_friction": self.model.geom_friction.copy(),
@@ -147,12 +148,11 @@ class LocomotionMixin:
     def state_key(self) -> str:
         # Rounded in a preallocated buffer: this runs every step and must stay
         # cheap next to the physics (see benchmarks/robots_steps.py).
-        buf, (q, v) = self._key_buffer, self._key_views
+        buf, (q, v), ints = self._key_buffer, self._key_views, self._key_ints
         np.multiply(self.data.qpos, self._inv_resolution, out=q)
         np.multiply(self.data.qvel, self._inv_resolution, out=v)
-        np.rint(buf, out=buf)
-        np.add(buf, 0.0, out=buf)  # -0.0 -> 0.0, so the two hash alike
-        return hashlib.blake2b(buf, digest_size=12).hexdigest()
+        np.rint(buf, out=ints, casting="unsafe")  # integers: -0.0 and 0.0 hash alike
+        return hashlib.blake2b(ints, digest_size=12).hexdigest()
 
     # --- helpers --------------------------------------------------------
     def _progress(self) -> float:
