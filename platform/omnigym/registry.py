@@ -19,6 +19,7 @@ FAMILY_MODULES = {
     "household": "omnigym.environments.household.registration",
     "shell": "omnigym.environments.shell.registration",
     "robots": "omnigym.environments.robots.registration",
+    "tools": "omnigym.environments.tools.registration",
 }
 
 
