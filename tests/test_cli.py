@@ -66,5 +66,7 @@ def test_quick_demo_evaluates_baselines_and_trains(tmp_path):
     by_policy = {(s["policy"], s["panel"]): s["summary"]["success_rate"] for s in summary["sections"]}
     assert all(rate == 1.0 for (policy, _), rate in by_policy.items() if policy in ("planner", "expert"))
     assert ("ppo", "Hold train") in by_policy and ("random", "Hold train") in by_policy
-    assert len(list((tmp_path / "episodes").glob("*.parquet"))) == 4
+    # household: 2 policies x 2 panels; robots and tools: expert and random each
+    assert len(list((tmp_path / "episodes").glob("*.parquet"))) == 8
+    assert len(list((tmp_path / "videos").glob("*.mp4"))) == 2
     assert (tmp_path / "train" / "report" / "learning_curve.png").exists()

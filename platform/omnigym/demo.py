@@ -5,7 +5,10 @@
 2. Trains PPO with RLlib for a few minutes on a household task (vector
    observations, discrete actions with masks, the action-scoring policy) and
    compares trained vs random vs planner on that task's train panel.
-3. Writes one Markdown report with intervals, plots and learning curves.
+3. Evaluates the scripted experts against random agents on the other
+   families: the arm pushing task (robots/Push-v0, one filmed episode each)
+   and the tool-use suite (tools/Tools-v0, held-out tasks).
+4. Writes one Markdown report with intervals, plots, videos and learning curves.
 """
 from __future__ import annotations
 
@@ -40,6 +43,13 @@ def run_demo(out_dir: str | Path = "reports/demo", quick: bool = False, train: b
         "Panels are fixed seeds of the suite; held-out tasks are novel combinations of seen objects and goals.",
         "Every episode is recorded under episodes/ as Parquet (omnigym.episodes.read_episodes).",
     ]
+    sections += _other_families(out_dir, quick)
+    notes += [
+        "robots/Push-v0: the scripted arm expert vs uniformly random actions on held-out layouts "
+        "(the test panel); the first episode of each is filmed under videos/.",
+        "tools/Tools-v0: the scripted tool-using expert vs a random pick among the candidate outputs, "
+        "on the held-out split (novel combinations of tools, relations and operations).",
+    ]
     if train:
         sections += _train_household(out_dir / "train", quick)
         notes += [
@@ -49,7 +59,20 @@ def run_demo(out_dir: str | Path = "reports/demo", quick: bool = False, train: b
             "![PPO learning curve](train/report/learning_curve.png)",
             "![PPO evaluation curve](train/report/eval_curve.png)",
         ]
-    return write_report(sections, out_dir, "omnigym demo: household suite", notes=notes)
+    return write_report(sections, out_dir, "omnigym demo: household, robots and tools", notes=notes)
+
+
+def _other_families(out_dir: Path, quick: bool) -> list[dict]:
+    """Experts vs random on one robots task and on the tools suite."""
+    n = 3 if quick else 20
+    sections = []
+    for policy in ("expert", "random"):
+        sections.append(evaluate(policy, "robots/Push-v0", range(100_000, 100_000 + n), video=1,
+                                 video_dir=out_dir / "videos",
+                                 record_to=out_dir / "episodes" / f"push-{policy}.parquet"))
+        sections.append(evaluate(policy, "tools/Tools-v0", "heldout" if not quick else range(100_000, 100_000 + n),
+                                 record_to=out_dir / "episodes" / f"tools-{policy}.parquet"))
+    return sections
 
 
 def _quick(overrides: list[str]) -> list[str]:
