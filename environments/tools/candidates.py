@@ -14,7 +14,7 @@ import re
 
 MAX_CANDIDATES = 24
 NAME = re.compile(r"\b[A-Z][a-z]+(?: [A-Z][a-z]+)*\b")
-NUMBER = re.compile(r"-?\d+(?:\.\d+)?")
+NUMBER = re.compile(r"(?<![\w.])-?\d+(?:\.\d+)?(?!\w|\.\d)")  # whole numbers, not doc ids
 EXPRESSION = re.compile(r"What is (.+?)\? Give")
 OPENED_TITLE = re.compile(r"^# (.+)$", re.M)
 HIT_TITLE = re.compile(r"^\d+\. (.+?) \((d\d+)\):", re.M)
