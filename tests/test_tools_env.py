@@ -170,3 +170,16 @@ def test_play_in_the_terminal():
                           input="0\n12345\nq\n", capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "[tool calculator]" in proc.stdout and "Episode over" in proc.stdout
+
+
+def test_chat_export_keeps_the_envs_conversation(tmp_path):
+    from omnigym.episodes import export_chat_jsonl, read_episodes, write_episodes
+    episodes = rollout("expert", "tools/MultihopPlaces-v0", range(3), progress=False)
+    write_episodes(episodes, tmp_path / "eps.parquet")
+    path = export_chat_jsonl(read_episodes(tmp_path / "eps.parquet"), tmp_path / "chat.jsonl")
+    records = [json.loads(line) for line in path.read_text().splitlines()]
+    assert len(records) == 3 and all(r["success"] for r in records)
+    roles = [m["role"] for m in records[0]["messages"]]
+    assert roles[:2] == ["system", "user"] and "tool" in roles and roles[-2] == "assistant"
+    assert records[0]["messages"] == episodes[0].infos[-1]["messages"]
+    assert {t["function"]["name"] for t in records[0]["tools"]} >= {"search", "open", "final_answer"}

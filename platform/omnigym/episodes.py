@@ -559,6 +559,9 @@ def export_chat_jsonl(episodes: Iterable[Episode], path: str | os.PathLike,
     Each episode becomes one line: observation t is a ``user`` turn and action t
     the ``assistant`` reply. The observation after the last action is left out:
     no assistant turn follows it, so it carries nothing to learn from.
+    Envs that keep the conversation themselves (the tools family's
+    ``info["messages"]``, with ``tool`` turns, and ``info["tools"]``) are
+    exported as that conversation, plus its ``tools`` for chat templates.
     """
     lines = []
     for i, ep in enumerate(episodes):
@@ -568,6 +571,13 @@ def export_chat_jsonl(episodes: Iterable[Episode], path: str | os.PathLike,
                     raise ValueError(
                         f"export_chat_jsonl is for text trajectories (str observations and "
                         f"actions); episode {i} {what} {t} is {type(v).__name__}")
+        last = ep.infos[-1] if ep.infos else {}
+        if isinstance(last.get("messages"), list):
+            record = {"messages": last["messages"], "tools": last.get("tools") or [],
+                      "reward": ep.total_return, "success": ep.success, "env_id": ep.env_id,
+                      "seed": ep.seed, "task_id": ep.task_id}
+            lines.append(json.dumps(to_jsonable(record), ensure_ascii=False) + "\n")
+            continue
         messages = [{"role": "system", "content": system_prompt}] if system_prompt else []
         for obs, action in zip(ep.observations, ep.actions):
             messages += [{"role": "user", "content": obs},
