@@ -56,15 +56,7 @@ class HouseholdEnv(gym.Env):
             raise ValueError(f"render_mode must be None or 'ansi', got {render_mode!r}")
         from omnigym.tasks.household import load_household_suite
         self.suite = suite if isinstance(suite, TaskSuite) else load_household_suite(suite)
-        tasks = self.suite.split(split)
-        if templates:
-            unknown = set(templates) - set(self.suite.templates)
-            if unknown:
-                raise ValueError(f"unknown templates {sorted(unknown)}; suite has {list(self.suite.templates)}")
-            tasks = [t for t in tasks if t.template in templates]
-        if not tasks:
-            raise ValueError(f"no tasks in split {split!r} for templates {templates}")
-        self.tasks = tasks
+        self.tasks = self.suite.select(split, templates)
         self.split = split
         self.obs_mode, self.action_mode = obs_mode, action_mode
         self.max_actions = max_actions

@@ -103,15 +103,7 @@ class ToolEnv(gym.Env):
             raise ValueError(f"render_mode must be None or 'ansi', got {render_mode!r}")
         from omnigym.tasks.tools import load_tools_suite
         self.suite = load_tools_suite(suite)
-        tasks = self.suite.split(split)
-        if templates:
-            unknown = sorted(set(templates) - set(self.suite.templates))
-            if unknown:
-                raise ValueError(f"unknown templates {unknown}; available: {list(self.suite.templates)}")
-            tasks = [t for t in tasks if t.template in templates]
-        if not tasks:
-            raise ValueError(f"no {split!r} tasks for templates {templates}")
-        self.tasks = tasks
+        self.tasks = self.suite.select(split, templates)
         self.corpus_seed, self.n_documents = corpus_seed, n_documents
         self.registry = default_registry() if tools is None else default_registry().subset(tools)
         self.invalid_penalty = invalid_penalty

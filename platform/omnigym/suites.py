@@ -62,6 +62,18 @@ class TaskSuite:
             raise KeyError(f"suite {self.name!r} has no split {name!r}; splits: {sorted(self.splits)}")
         return [self.tasks[t] for t in self.splits[name]]
 
+    def select(self, split: str, templates: list[str] | None = None) -> list[Task]:
+        """The tasks of ``split``, only those of ``templates`` when given (what an env plays)."""
+        tasks = self.split(split)
+        if templates:
+            unknown = set(templates) - set(self.templates)
+            if unknown:
+                raise ValueError(f"unknown templates {sorted(unknown)}; suite has {list(self.templates)}")
+            tasks = [t for t in tasks if t.template in templates]
+        if not tasks:
+            raise ValueError(f"no tasks in split {split!r} for templates {templates}")
+        return tasks
+
     def panel(self, name: str) -> Panel:
         if name not in self.panels:
             raise KeyError(f"suite {self.name!r} has no panel {name!r}; panels: {sorted(self.panels)}")
