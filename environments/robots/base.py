@@ -107,6 +107,25 @@ class Randomization:
 Randomization.DEFAULTS = Randomization(mass=(0.7, 1.3), friction=(0.7, 1.3), colors=True, camera=0.02)
 
 
+def observation_space(mode: str, vector_space: gym.spaces.Box, cameras: tuple, available: tuple,
+                      image_size: tuple) -> gym.Space:
+    """A robots env's observation space: ``vector_space`` itself in vector
+    mode, else the dict of canonical keys with one image per camera."""
+    if mode == "vector" and cameras:
+        raise ValueError("cameras need mode='dict' (the vector mode holds the state alone)")
+    unknown = [c for c in cameras if c not in available]
+    if unknown:
+        raise ValueError(f"unknown cameras {unknown}; this env has {list(available)}")
+    if mode == "vector":
+        return vector_space
+    spaces = {STATE: gym.spaces.Box(-np.inf, np.inf, shape=vector_space.shape, dtype=np.float32)}
+    h, w = image_size
+    for cam in cameras:
+        spaces[IMAGES + cam] = gym.spaces.Box(0, 255, shape=(h, w, 3), dtype=np.uint8)
+    spaces[INSTRUCTION] = text_space(MAX_INSTRUCTION)
+    return gym.spaces.Dict(spaces)
+
+
 def hash_state(values: np.ndarray, resolution: float, extra: bytes = b"") -> str:
     """A short stable hash of ``values`` rounded to ``resolution``."""
     ints = np.round(np.asarray(values, dtype=np.float64) / resolution).astype(np.int64)
@@ -135,8 +154,6 @@ class RobotEnv(gym.Env):
             cameras = (cameras,)
         self.mode = mode
         self.cameras = tuple(cameras)
-        if mode == "vector" and self.cameras:
-            raise ValueError("cameras need mode='dict' (the vector mode holds the state alone)")
         self.image_size = tuple(int(v) for v in image_size)
         self.render_mode = render_mode
         self.render_size = tuple(int(v) for v in render_size)
@@ -150,19 +167,9 @@ class RobotEnv(gym.Env):
         self._elapsed = 0
 
     def _build_spaces(self) -> None:
-        unknown = [c for c in self.cameras if c not in self.available_cameras]
-        if unknown:
-            raise ValueError(f"unknown cameras {unknown}; this env has {list(self.available_cameras)}")
         state = gym.spaces.Box(-np.inf, np.inf, shape=(self.state_dim,), dtype=np.float32)
-        if self.mode == "vector":
-            self.observation_space = state
-            return
-        spaces = {STATE: state}
-        h, w = self.image_size
-        for cam in self.cameras:
-            spaces[IMAGES + cam] = gym.spaces.Box(0, 255, shape=(h, w, 3), dtype=np.uint8)
-        spaces[INSTRUCTION] = text_space(MAX_INSTRUCTION)
-        self.observation_space = gym.spaces.Dict(spaces)
+        self.observation_space = observation_space(self.mode, state, self.cameras, self.available_cameras,
+                                                   self.image_size)
 
     # --- hooks ------------------------------------------------------------
     def _reset_sim(self, rng: np.random.Generator, options: dict) -> None:

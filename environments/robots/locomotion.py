@@ -28,9 +28,9 @@ import mujoco
 import numpy as np
 
 from omnigym import info_keys as K
+from omnigym.environments.robots.base import IMAGES, INSTRUCTION, STATE, Randomization, observation_space
+from omnigym.environments.robots.mujoco_render import RendererCache
 from omnigym.environments.robots.mujoco_state import get_mj_state, set_mj_state
-from omnigym.environments.robots.base import IMAGES, INSTRUCTION, STATE, MAX_INSTRUCTION, Randomization
-from omnigym.text import text_space
 
 # name: (gymnasium entry point, success distance in metres, instruction)
 TASKS = {
@@ -74,12 +74,10 @@ class LocomotionMixin:
         self.mode = mode
         self.cameras = (cameras,) if isinstance(cameras, str) else tuple(cameras)
         self.available_cameras = ("track",)
-        unknown = [c for c in self.cameras if c not in self.available_cameras]
-        if unknown:
-            raise ValueError(f"unknown cameras {unknown}; this env has {list(self.available_cameras)}")
-        if mode == "vector" and self.cameras:
-            raise ValueError("cameras need mode='dict' (the vector mode holds the state alone)")
         self.image_size = tuple(int(v) for v in image_size)
+        # gymnasium's own array space in vector mode; the canonical dict otherwise.
+        self.observation_space = observation_space(mode, self.observation_space, self.cameras,
+                                                   self.available_cameras, self.image_size)
         self.randomization = Randomization.parse(randomize)
         self.drawn_randomization: dict = {}
         self.key_resolution = float(key_resolution)
@@ -91,17 +89,9 @@ class LocomotionMixin:
         self._nominal = {"body_mass": self.model.body_mass.copy(), "body_inertia": self.model.body_inertia.copy(),
                         "geom_friction": self.model.geom_friction.copy(),
                          "geom_rgba": self.model.geom_rgba.copy(), "cam_pos": self.model.cam_pos.copy()}
-        self._renderers: dict = {}
+        self._renderers = RendererCache(self.model)
         self._start = 0.0
         self._zero = np.zeros(self.action_space.shape, dtype=self.action_space.dtype)
-        if mode == "dict":
-            state = self.observation_space
-            spaces = {STATE: gym.spaces.Box(-np.inf, np.inf, shape=state.shape, dtype=np.float32)}
-            h, w = self.image_size
-            for cam in self.cameras:
-                spaces[IMAGES + cam] = gym.spaces.Box(0, 255, shape=(h, w, 3), dtype=np.uint8)
-            spaces[INSTRUCTION] = text_space(MAX_INSTRUCTION)
-            self.observation_space = gym.spaces.Dict(spaces)
 
     # --- gymnasium API ----------------------------------------------------
     def reset(self, *, seed=None, options=None):
@@ -183,11 +173,7 @@ class LocomotionMixin:
 
     def render_camera(self, camera: str, height: int, width: int) -> np.ndarray:
         """An offscreen frame from a named camera (observation images)."""
-        renderer = self._renderers.get((height, width))
-        if renderer is None:
-            renderer = self._renderers[(height, width)] = mujoco.Renderer(self.model, height, width)
-        renderer.update_scene(self.data, camera=camera)
-        return renderer.render()
+        return self._renderers.render(self.data, camera, height, width)
 
     def _apply_randomization(self, values: dict) -> None:
         m, nominal = self.model, self._nominal
@@ -203,7 +189,5 @@ class LocomotionMixin:
         self.drawn_randomization = dict(values)
 
     def close(self):
-        for renderer in self._renderers.values():
-            renderer.close()
-        self._renderers.clear()
+        self._renderers.close()
         super().close()

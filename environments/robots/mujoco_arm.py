@@ -17,19 +17,14 @@ gripper pointing down at a fixed yaw (fingers close along the y axis).
 from __future__ import annotations
 
 import importlib
-import os
 from pathlib import Path
 
-if not os.environ.get("DISPLAY"):
-    # Headless: render offscreen through EGL unless the user chose a GL backend
-    # (MuJoCo reads MUJOCO_GL when it is first imported).
-    os.environ.setdefault("MUJOCO_GL", "egl")
+import mujoco
+import numpy as np
 
-import mujoco  # noqa: E402
-import numpy as np  # noqa: E402
-
-from omnigym.environments.robots.arm_backend import ArmBackend  # noqa: E402
-from omnigym.environments.robots.arm_tasks import BLOCK_HALF, EE_HOME, MAX_DELTA  # noqa: E402
+from omnigym.environments.robots.arm_backend import ArmBackend
+from omnigym.environments.robots.arm_tasks import BLOCK_HALF, EE_HOME, MAX_DELTA
+from omnigym.environments.robots.mujoco_render import RendererCache
 
 N_SUBSTEPS = 25                 # 25 x 2 ms = one 50 ms env step (20 Hz, the env's render_fps)
 # Joint targets ramp from the old to the new IK solution over the first 20
@@ -134,7 +129,7 @@ class MujocoArm(ArmBackend):
         self._target = EE_HOME.copy()                 # accumulated end-effector target
         self._jacp = np.zeros((3, m.nv))
         self._jacr = np.zeros((3, m.nv))
-        self._renderers: dict[tuple[int, int], mujoco.Renderer] = {}
+        self._renderers = RendererCache(self.model)
         # A valid scene from the start (blocks and pads in a row, apart); the env resets it.
         self.reset_scene(EE_HOME.copy(), [(0.08 * i - 0.08, 0.08, BLOCK_HALF) for i in range(n_blocks)],
                          [(0.08 * i - 0.08, -0.08, BLOCK_HALF) for i in range(n_pads)])
@@ -246,12 +241,7 @@ class MujocoArm(ArmBackend):
     def render(self, camera: str, height: int, width: int) -> np.ndarray:
         if camera not in self.cameras:
             raise ValueError(f"unknown camera {camera!r}; this arm has {list(self.cameras)}")
-        key = (int(height), int(width))
-        renderer = self._renderers.get(key)
-        if renderer is None:
-            renderer = self._renderers[key] = mujoco.Renderer(self.model, *key)
-        renderer.update_scene(self.data, camera=camera)
-        return renderer.render().copy()
+        return self._renderers.render(self.data, camera, height, width)
 
     def randomize(self, values: dict) -> None:
         m, nominal = self.model, self._nominal
@@ -277,6 +267,4 @@ class MujocoArm(ArmBackend):
             m.cam_pos[self._world_cams] += np.asarray(values["camera_offset"], dtype=np.float64)
 
     def close(self) -> None:
-        for renderer in self._renderers.values():
-            renderer.close()
-        self._renderers.clear()
+        self._renderers.close()

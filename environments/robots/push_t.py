@@ -41,6 +41,7 @@ import mujoco
 import numpy as np
 
 from omnigym.environments.robots.base import RobotEnv
+from omnigym.environments.robots.mujoco_render import RendererCache
 
 # --- geometry (metres) --------------------------------------------------
 # In the T's own frame the bar spans y in [0, 0.03] and the stem y in [-0.09, 0]
@@ -268,7 +269,7 @@ class PushTEnv(RobotEnv):
         self.available_cameras = CAMERAS
         self.render_camera = "top"
         self.action_space = gym.spaces.Box(-WORKSPACE, WORKSPACE, shape=(2,), dtype=np.float32)
-        self._renderers: dict[tuple[int, int], mujoco.Renderer] = {}
+        self._renderers = RendererCache(self.model)
         self._coverage_cache: tuple[bytes, float] | None = None
         self._build_spaces()
 
@@ -378,15 +379,8 @@ class PushTEnv(RobotEnv):
         d.qacc_warmstart[:] = state["qacc_warmstart"]
 
     def _render(self, camera: str, height: int, width: int) -> np.ndarray:
-        key = (int(height), int(width))
-        if key not in self._renderers:  # a Renderer owns a GL context: one per size
-            self._renderers[key] = mujoco.Renderer(self.model, *key)
-        renderer = self._renderers[key]
-        renderer.update_scene(self.data, camera=camera)
-        return renderer.render()
+        return self._renderers.render(self.data, camera, height, width)
 
     def close(self) -> None:
-        for renderer in self._renderers.values():
-            renderer.close()
-        self._renderers.clear()
+        self._renderers.close()
         super().close()
