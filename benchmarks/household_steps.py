@@ -9,11 +9,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import time
 from pathlib import Path
 
-from omnigym.bench import bench, format_bench
+from omnigym.bench import bench, format_bench, pin_to_one_core
 
 
 def planner_seconds(n_tasks: int = 60) -> dict:
@@ -38,8 +37,7 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--out", default=None, help="also write bench.json here")
     args = ap.parse_args()
-    if hasattr(os, "sched_setaffinity"):  # one core, as the numbers are quoted
-        os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})
+    pin_to_one_core()
     result = bench(args.env, steps=args.steps, repeats=args.repeats)
     result["planner"] = planner_seconds()
     print(format_bench(result))

@@ -26,6 +26,7 @@ import gymnasium as gym
 import mujoco
 import numpy as np
 
+from omnigym.bench import pin_to_one_core
 from omnigym.registry import make
 
 warnings.filterwarnings("ignore")
@@ -112,10 +113,7 @@ def main() -> None:
     p.add_argument("--envs", nargs="*", default=["HalfCheetah", "Hopper", "Ant"])
     p.add_argument("--vector-env", default="HalfCheetah")
     args = p.parse_args()
-    cores = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
-
-    if cores:
-        os.sched_setaffinity(0, {cores[0]})
+    cores = pin_to_one_core()
     print(f"1. overhead on the same model (steps/s, one core, best of {args.repeats} x {args.steps})")
     print(f"  {'env':<12} {'raw mj_step':>12} {'gymnasium':>10} {'ours vec':>9} {'ours dict':>10} "
           f"{'vec/gym':>8} {'dict/gym':>9}")
@@ -125,15 +123,14 @@ def main() -> None:
               f"{r['ours_dict'] / r['gymnasium']:>9.3f}")
 
     if cores:
-        os.sched_setaffinity(0, set(cores))
-    print(f"\n2. vector envs, {args.vector_env} (env-steps/s, {len(cores) or '?'} cores)")
+        os.sched_setaffinity(0, cores)
+    print(f"\n2. vector envs, {args.vector_env} (env-steps/s, {len(cores) if cores else '?'} cores)")
     print(f"  {'N':>3} {'gym sync':>10} {'ours sync':>10} {'gym async':>10} {'ours async':>11}")
     for r in vector_rates(args.vector_env, args.steps // 2):
         print(f"  {r['n']:>3} {r['gymnasium_sync']:>10,.0f} {r['ours_sync']:>10,.0f} "
               f"{r['gymnasium_async']:>10,.0f} {r['ours_async']:>11,.0f}")
 
-    if cores:
-        os.sched_setaffinity(0, {cores[0]})
+    pin_to_one_core()
     print("\n3. manipulation tasks (steps/s, random actions, one core)")
     ids = ["robots/Reach-v0", "robots/Push-v0", "robots/PickPlace-v0", "robots/LangPush-v0",
            "robots/PushT-v0", "robots/BulletReach-v0", "robots/BulletPush-v0"]

@@ -14,12 +14,12 @@ from __future__ import annotations
 import argparse
 import heapq
 import json
-import os
 import time
 from pathlib import Path
 
 import numpy as np
 
+from omnigym.bench import pin_to_one_core
 from omnigym.environments.tools.corpus import Corpus, generate_corpus
 from omnigym.environments.tools.questions import make_question, valid_paths
 from omnigym.environments.tools.search import SearchIndex, tokenize
@@ -100,8 +100,7 @@ def main() -> None:
     ap.add_argument("--scan-queries", type=int, default=100)
     ap.add_argument("--out", default=None, help="also write tools_search.json here")
     args = ap.parse_args()
-    if hasattr(os, "sched_setaffinity"):  # one core, as the numbers are quoted
-        os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})
+    pin_to_one_core()
     rows = []
     print(f"{'docs':>7} {'corpus s':>9} {'index s':>8} {'bm25 mean':>10} {'p50':>7} {'p95':>7}"
           f" {'scan mean':>10} {'scan/bm25':>10} {'name top1':>10} {'top5':>6}")

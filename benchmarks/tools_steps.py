@@ -10,13 +10,12 @@ baseline, so numbers from noisy machines stay comparable. One core.
 from __future__ import annotations
 
 import argparse
-import os
 import time
 
 import numpy as np
 
 from omnigym import info_keys as K
-from omnigym.bench import steps_per_second
+from omnigym.bench import pin_to_one_core, steps_per_second
 from omnigym.environments.tools.expert import plan_outputs
 from omnigym.registry import make
 
@@ -54,8 +53,7 @@ def main() -> None:
     p.add_argument("--episodes", type=int, default=40)
     p.add_argument("--documents", type=int, nargs="*", default=[2000, 10_000])
     args = p.parse_args()
-    if hasattr(os, "sched_setaffinity"):
-        os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})
+    pin_to_one_core()
     base = steps_per_second("CartPole-v1", steps=20_000)
     print(f"baseline CartPole-v1: {base:,.0f} steps/s\n")
     print(f"{'env':<26} {'docs':>6} {'policy':<7} {'steps/s':>9} {'x CartPole':>10} {'steps/episode':>14}")

@@ -3,12 +3,23 @@ actions, one process (one core). Reported next to gymnasium's CartPole-v1
 measured in the same run, so numbers from noisy machines stay comparable."""
 from __future__ import annotations
 
+import os
 import time
 
 import numpy as np
 
 from omnigym import info_keys as K
 from omnigym.registry import entry, make
+
+
+def pin_to_one_core() -> set[int] | None:
+    """Pin this process to its first allowed core, as benchmark numbers are
+    quoted; returns the cores it had (to restore), None where unsupported."""
+    if not hasattr(os, "sched_setaffinity"):
+        return None
+    cores = os.sched_getaffinity(0)
+    os.sched_setaffinity(0, {min(cores)})
+    return set(cores)
 
 
 def steps_per_second(env_id: str, mode: str | None = None, steps: int = 20_000, seed: int = 0,

@@ -248,9 +248,9 @@ def _cmd_export(args) -> int:
 
 
 def _cmd_bench(args) -> int:
-    from omnigym.bench import bench, format_bench
-    if args.one_core and hasattr(os, "sched_setaffinity"):
-        os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})
+    from omnigym.bench import bench, format_bench, pin_to_one_core
+    if args.one_core:
+        pin_to_one_core()
     result = bench(args.env_id, args.mode, steps=args.steps, repeats=args.repeats)
     print(json.dumps(result, indent=2) if args.json else format_bench(result))
     return 0
