@@ -183,3 +183,15 @@ def test_chat_export_keeps_the_envs_conversation(tmp_path):
     assert roles[:2] == ["system", "user"] and "tool" in roles and roles[-2] == "assistant"
     assert records[0]["messages"] == episodes[0].infos[-1]["messages"]
     assert {t["function"]["name"] for t in records[0]["tools"]} >= {"search", "open", "final_answer"}
+
+
+def test_a_snapshot_restores_into_a_fresh_env():
+    """set_state before any reset: the corpus and index come back with the problem."""
+    env = make("tools/MultihopPeople-v0")
+    env.reset(seed=9)
+    first = env.unwrapped.problem.plan["chain"][0]
+    snap = env.unwrapped.get_state()
+    fresh = make("tools/MultihopPeople-v0")
+    fresh.unwrapped.set_state(snap)
+    obs, *_, info = fresh.unwrapped.step(call("search", query=first))  # wrappers want a reset first
+    assert info[K.INVALID_ACTION] is False and first in obs

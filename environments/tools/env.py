@@ -106,6 +106,7 @@ class ToolEnv(gym.Env):
         self.tasks = self.suite.select(split, templates)
         self.corpus_seed, self.n_documents = corpus_seed, n_documents
         self.registry = default_registry() if tools is None else default_registry().subset(tools)
+        self.tool_specs = self.registry.specs()   # fixed for the env's life: built once, not per step
         self.invalid_penalty = invalid_penalty
         self.render_mode = render_mode
         self.observation_space = text_space(MAX_OBS)
@@ -118,7 +119,10 @@ class ToolEnv(gym.Env):
         self.done = False
 
     # --- corpus and index, shared by every env in the process -----------
-    def _research_tools(self):
+    def _research_tools(self, kind: str):
+        """(corpus, index) when the problem or the tools need them, else (None, None)."""
+        if kind != "MULTIHOP" and not {"search", "open"} & set(self.registry.names):
+            return None, None
         from omnigym.environments.tools.corpus import get_corpus
         from omnigym.environments.tools.search import get_index
         return get_corpus(self.corpus_seed, self.n_documents), get_index(self.corpus_seed, self.n_documents)
@@ -131,14 +135,13 @@ class ToolEnv(gym.Env):
             task = self.suite.task(options["task"])
         else:
             task = self.tasks[int(self.np_random.integers(len(self.tasks)))]
-        corpus, index = self._research_tools() if task.goal[0][0] == "MULTIHOP" or "search" in self.registry.names \
-            else (None, None)
+        corpus, index = self._research_tools(task.goal[0][0])
         self.problem = make_problem(task, self.np_random, corpus)
         self.python.start_episode(self.problem.files)
         self.ctx = ToolContext(memory={}, index=index, corpus=corpus, evidence=[], python=self.python)
         self.done = False
         self.phase = "facts" if self.problem.facts else "question"
-        tools_json = json.dumps(self.registry.specs())
+        tools_json = json.dumps(self.tool_specs)
         self.messages = [{"role": "system", "content": f"{SYSTEM}\n\nTools: {tools_json}"}]
         new = [self._user_message()]
         self.messages += new
@@ -205,9 +208,7 @@ class ToolEnv(gym.Env):
 
     def set_state(self, state: dict) -> None:
         self.problem = copy.deepcopy(state["problem"])
-        corpus, index = (self.ctx.corpus, self.ctx.index)
-        if corpus is None and self.problem.template == "multihop":
-            corpus, index = self._research_tools()
+        corpus, index = self._research_tools(self.problem.kind)
         self.ctx = ToolContext(memory=dict(state["memory"]), index=index, corpus=corpus,
                                evidence=list(state["evidence"]), python=self.python, answer=state["answer"])
         self.messages = copy.deepcopy(state["messages"])
@@ -251,4 +252,4 @@ class ToolEnv(gym.Env):
         return {K.SUCCESS: success, K.INSTRUCTION: instruction, K.TASK_ID: self.problem.task_id,
                 K.INVALID_ACTION: bool(invalid), K.STATE_KEY: self.state_key(),
                 K.ADMISSIBLE_ACTIONS: [] if self.done else candidate_actions(self),
-                "template": self.problem.template, "messages": messages, "tools": self.registry.specs()}
+                "template": self.problem.template, "messages": messages, "tools": self.tool_specs}

@@ -22,6 +22,7 @@ from omnigym.suites import Task
 class Problem:
     task_id: str
     template: str
+    kind: str                              # the goal kind: ARITHMETIC, DATA, MEMORY, MULTIHOP
     question: str                          # the user's message
     answer: str                            # the one correct answer
     tolerance: float = 0.0                 # relative tolerance for numeric answers
@@ -59,7 +60,7 @@ def arithmetic(task: Task, rng: np.random.Generator) -> Problem:
     from omnigym.environments.tools.calculator import evaluate, format_number
     value = evaluate(expression)
     question = f"What is {expression}? Give the number, accurate to 6 significant digits."
-    return Problem(task.id, task.template, question, format_number(value), tolerance=1e-6,
+    return Problem(task.id, task.template, "ARITHMETIC", question, format_number(value), tolerance=1e-6,
                    plan={"expression": expression})
 
 
@@ -93,7 +94,7 @@ def data(task: Task, rng: np.random.Generator) -> Problem:
     question = (f"The file sales.csv (columns: order, region, product, price, quantity) lists orders. "
                 f"What is the {AGGREGATES[agg]} {what} per order over the orders from the {region} region? "
                 "Round to 2 decimal places.")
-    return Problem(task.id, task.template, question, f"{round(value, 2):.2f}", tolerance=1e-4,
+    return Problem(task.id, task.template, "DATA", question, f"{round(value, 2):.2f}", tolerance=1e-4,
                    files={"sales.csv": text}, plan={"agg": agg, "column": column, "region": region})
 
 
@@ -117,7 +118,7 @@ def memory(task: Task, rng: np.random.Generator) -> Problem:
         facts[phrase.format(k=k)] = draw(rng)
     asked = list(facts)[int(rng.integers(len(facts)))]
     question = f"What is {asked}?"
-    return Problem(task.id, task.template, question, facts[asked], facts=facts, plan={"asked": asked})
+    return Problem(task.id, task.template, "MEMORY", question, facts[asked], facts=facts, plan={"asked": asked})
 
 
 # --- multi-hop questions over the corpus --------------------------------
@@ -125,7 +126,7 @@ def multihop(task: Task, rng: np.random.Generator, corpus) -> Problem:
     from omnigym.environments.tools.questions import make_question
     path = ".".join(goal_args(task))
     q = make_question(corpus, path, rng)
-    return Problem(task.id, task.template, q.text, q.answer, tolerance=1e-6,
+    return Problem(task.id, task.template, "MULTIHOP", q.text, q.answer, tolerance=1e-6,
                    plan={"chain": list(q.chain), "path": list(q.path), "gold_titles": list(q.gold_titles)})
 
 
