@@ -10,7 +10,7 @@ import argparse
 import json
 from pathlib import Path
 
-from omnigym.agents import resolve_policy
+from omnigym.agents import resolve_agent
 from omnigym.environments.shell.dataset import export, quality
 from omnigym.registry import make
 from omnigym.rollout import run_episode
@@ -25,7 +25,7 @@ def strategy(policy: str, masked: bool, episodes: int, out: Path | None, utiliti
         env_id = f"shell/Construct{util.capitalize()}-v0"
         env = make(env_id, masked=masked, mode=mode)
         try:
-            pol = resolve_policy(policy, env_id)
+            pol = resolve_agent(policy, env_id)
             for seed in range(episodes):
                 run_episode(env, pol, seed, env_id=env_id)
             executions += env.unwrapped.executions

@@ -14,7 +14,7 @@ import imageio.v3 as iio
 import numpy as np
 from tqdm import tqdm
 
-from omnigym.agents import resolve_policy
+from omnigym.agents import ExpertAgent
 from omnigym.datasets.video import write_mp4
 from omnigym.registry import make
 
@@ -27,12 +27,12 @@ SIZE = (240, 320)
 def expert_frames(env_id: str, seed: int, every: int = 1) -> tuple[list[np.ndarray], bool]:
     """Frames of one expert episode (every ``every``-th step) and its success."""
     env = make(env_id, mode="vector", render_mode="rgb_array", render_size=SIZE)
-    policy = resolve_policy("expert", env_id)
+    expert = ExpertAgent()
     obs, info = env.reset(seed=seed)
-    policy.reset(env=env, seed=seed)
+    expert.reset(env=env, seed=seed)
     frames, step, done = [env.render()], 0, False
     while not done:
-        obs, _, terminated, truncated, info = env.step(policy.act(obs, info))
+        obs, _, terminated, truncated, info = env.step(expert.act(obs, info))
         step += 1
         done = terminated or truncated
         if step % every == 0 or done:

@@ -43,13 +43,13 @@ def test_play_reads_numbers_and_free_text():
 
 
 def test_eval_writes_report(tmp_path):
-    proc = run("eval", "household/Hold-v0", "--policy", "planner", "--policy", "random",
+    proc = run("eval", "household/Hold-v0", "--agent", "expert", "--policy", "random",
                "--panel", "0..3", "--group-size", "2", "--out", str(tmp_path))
-    assert "planner" in proc.stdout and "success 100.0%" in proc.stdout
+    assert "expert" in proc.stdout and "success 100.0%" in proc.stdout
     report = (tmp_path / "report.md").read_text()
     assert "Wilson" in report and "pass@2" in report
     recorded = sorted(p.name for p in (tmp_path / "episodes").glob("*.parquet"))
-    assert recorded == ["planner-seeds0-3.parquet", "random-seeds0-3.parquet"]
+    assert recorded == ["expert-seeds0-3.parquet", "random-seeds0-3.parquet"]
 
 
 def test_bench_reports_every_mode():
@@ -64,7 +64,7 @@ def test_quick_demo_evaluates_baselines_and_trains(tmp_path):
     tmp_path = tmp_path / "reports" / "demo"
     summary = json.loads((tmp_path / "summary.json").read_text())
     by_policy = {(s["policy"], s["panel"]): s["summary"]["success_rate"] for s in summary["sections"]}
-    assert all(rate == 1.0 for (policy, _), rate in by_policy.items() if policy in ("planner", "expert"))
+    assert all(rate == 1.0 for (policy, _), rate in by_policy.items() if policy == "expert")
     assert ("ppo", "Hold train") in by_policy and ("random", "Hold train") in by_policy
     # household: 2 policies x 2 panels; robots and tools: expert and random each
     assert len(list((tmp_path / "episodes").glob("*.parquet"))) == 8

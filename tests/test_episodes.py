@@ -292,7 +292,7 @@ def test_export_chat_jsonl(tmp_path):
         "messages": [{"role": "system", "content": "Be polite."},
                      {"role": "user", "content": "say hi"},
                      {"role": "assistant", "content": "hi"}],
-        "reward": 1.0, "success": True, "env_id": "EchoEnv", "seed": 0, "task_id": "echo-1"}
+        "tools": [], "reward": 1.0, "success": True, "env_id": "EchoEnv", "seed": 0, "task_id": "echo-1"}
     roles = [m["role"] for m in lines[1]["messages"]]
     assert roles == ["system"] + ["user", "assistant"] * 3
     assert lines[1]["messages"][3]["content"] == "you said bye"

@@ -73,7 +73,7 @@ def test_no_stray_top_level_packages_named_after_the_folders():
     assert all(json.loads(out.stdout.strip().splitlines()[-1]))
 
 
-HEAVY = ("torch", "ray", "transformers", "diffusers")
+HEAVY = ("torch", "ray", "transformers", "diffusers", "mujoco", "pybullet")
 
 
 @pytest.mark.parametrize("statement", [

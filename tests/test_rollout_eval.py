@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import omnigym
-from omnigym.agents import RandomPolicy, resolve_policy
+from omnigym.agents import RandomAgent, resolve_agent
 from omnigym.episodes import read_episodes
 from omnigym.evaluation import evaluate, evaluate_many, panel_seeds
 from omnigym.rollout import rollout
@@ -41,9 +41,9 @@ def test_rollout_accepts_callables_and_gymnasium_envs():
         rollout("random", "CartPole-v1", seeds=[0], group_size=0)
 
 
-def test_planner_beats_random_on_both_panels_with_intervals():
+def test_expert_beats_random_on_both_panels_with_intervals():
     seeds = range(100000, 100012)
-    planner = evaluate("planner", "household/Household-v0", seeds, env_kwargs={"split": "heldout"},
+    planner = evaluate("expert", "household/Household-v0", seeds, env_kwargs={"split": "heldout"},
                        progress=False)
     random = evaluate("random", "household/Household-v0", seeds, group_size=2,
                       env_kwargs={"split": "heldout"}, progress=False)
@@ -60,26 +60,31 @@ def test_planner_beats_random_on_both_panels_with_intervals():
 def test_named_panels_come_from_the_suite():
     name, seeds, kwargs = panel_seeds("household/Household-v0", "heldout")
     assert name == "heldout" and kwargs == {"split": "heldout"} and seeds[0] == 100000
-    with pytest.raises(KeyError):
+    with pytest.raises(ValueError, match="train, test, heldout"):
         panel_seeds("household/Household-v0", "nope")
-    with pytest.raises(ValueError):
-        panel_seeds("CartPole-v1", "train")
+
+
+def test_every_id_has_train_and_test_panels():
+    for e in omnigym.list_envs():
+        assert {"train", "test"} <= set(omnigym.registry.panels_of(e.id)), e.id
+    name, seeds, kwargs = panel_seeds("CartPole-v1", "test")  # plain gymnasium ids too
+    assert seeds[0] == 100000 and kwargs == {}
 
 
 def test_evaluate_many_writes_report_plots_and_episodes(tmp_path):
-    path, sections = evaluate_many(["random", "planner"], "household/Hold-v0", [range(0, 4)], tmp_path,
+    path, sections = evaluate_many(["random", "expert"], "household/Hold-v0", [range(0, 4)], tmp_path,
                                    group_size=2, progress=False)
     assert path.read_text().count("| household/Hold-v0 |") == 2
     for png in ("success.png", "per_task.png"):
         assert (tmp_path / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     summary = json.loads((tmp_path / "summary.json").read_text())
-    assert [s["policy"] for s in summary["sections"]] == ["random", "planner"]
+    assert [s["policy"] for s in summary["sections"]] == ["random", "expert"]
     assert sections[1]["summary"]["success_rate"] == 1.0
 
 
 def test_recorded_household_dataset_survives_reader_round_trip(tmp_path):
     env = RecordEpisodes(omnigym.make("household/PutIn-v0", mode="discrete"), tmp_path, episodes_per_file=2)
-    policy = RandomPolicy(seed=1)
+    policy = RandomAgent(seed=1)
     manual = []
     for seed in range(5):
         obs, info = env.reset(seed=seed)
@@ -105,11 +110,11 @@ def test_recorded_household_dataset_survives_reader_round_trip(tmp_path):
         assert ep.task_id == steps[0][1]["task_id"]
 
 
-def test_resolve_policy_errors_are_clear():
-    with pytest.raises(ValueError, match="unknown policy"):
-        resolve_policy("nonsense")
+def test_resolve_agent_errors_are_clear():
+    with pytest.raises(ValueError, match="unknown agent"):
+        resolve_agent("nonsense")
     with pytest.raises(ValueError, match="no expert"):
-        resolve_policy("expert", "CartPole-v1")
+        resolve_agent("expert", "CartPole-v1")
     with pytest.raises(ValueError, match="module:Name"):
-        resolve_policy("omnigym.agents:")
-    assert resolve_policy("omnigym.agents:RandomPolicy").name == "random"
+        resolve_agent("omnigym.agents:")
+    assert resolve_agent("omnigym.agents:RandomAgent").name == "random"

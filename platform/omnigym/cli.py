@@ -1,4 +1,4 @@
-"""The ``omnigym`` command: list, info, play, eval, rollout, export, bench, train, demo.
+"""The ``omnigym`` command: list, info, check, play, eval, rollout, export, bench, train, demo.
 
 Subcommands import only what they need, so ``omnigym list`` is quick.
 """
@@ -38,6 +38,22 @@ def _cmd_info(args) -> int:
     for k, doc in info["contract_keys"].items():
         print(f"    {k:<19} {doc}")
     return 0
+
+
+def _cmd_check(args) -> int:
+    from omnigym.checker import check_id, format_table
+    from omnigym.registry import list_envs
+    if bool(args.all) == bool(args.env_id):
+        raise ValueError("name one environment id or pass --all")
+    ids = [e.id for e in list_envs(args.family)] if args.all else [args.env_id]
+    results = []
+    for env_id in ids:
+        found = check_id(env_id, modes=args.mode, expert=not args.no_expert)
+        results += found
+        if args.all:
+            print(f"{env_id}: {'ok' if all(r.ok for r in found) else 'FAIL'}", file=sys.stderr, flush=True)
+    print(format_table(results))
+    return 0 if all(r.ok for r in results) else 1
 
 
 def _cmd_play(args) -> int:
@@ -109,7 +125,7 @@ def _cmd_eval(args) -> int:
         importlib.import_module(module)
     if args.video < 0:
         raise ValueError(f"--video must be 0 or more, got {args.video}")
-    path, sections = evaluate_many(args.policy or ["random"], args.env_id, _panels(args.panel or ["train"]),
+    path, sections = evaluate_many(args.agent or ["random"], args.env_id, _panels(args.panel or ["train"]),
                                    args.out, group_size=args.group_size, env_kwargs=_parse_kwargs(args.env_kwarg),
                                    record=not args.no_record, video=args.video)
     _print_sections(sections)
@@ -166,7 +182,7 @@ def _export(episodes, args, env, env_fps, out_dir, lerobot: bool, minari: str | 
 def _cmd_rollout(args) -> int:
     from pathlib import Path
 
-    from omnigym.agents import resolve_policy
+    from omnigym.agents import resolve_agent
     from omnigym.episodes import write_episodes
     from omnigym.rollout import rollout
     if args.episodes < 1:
@@ -185,12 +201,12 @@ def _cmd_rollout(args) -> int:
     env, env_fps = _env_facts(args.env_id, env_kwargs)  # fails early on a bad id or kwargs
     try:
         try:
-            policy = resolve_policy(args.policy, args.env_id)
+            agent = resolve_agent(args.agent, args.env_id)
         except ImportError as exc:  # a mistyped 'module:Class'
-            raise ValueError(f"policy {args.policy!r}: {exc}") from exc
-        episodes = rollout(policy, args.env_id, range(args.seed, args.seed + args.episodes),
+            raise ValueError(f"agent {args.agent!r}: {exc}") from exc
+        episodes = rollout(agent, args.env_id, range(args.seed, args.seed + args.episodes),
                            env_kwargs=env_kwargs, max_steps=args.max_steps,
-                           desc=f"{args.policy} on {args.env_id}")
+                           desc=f"{args.agent} on {args.env_id}")
         for ep in episodes:  # so `omnigym export` can remake the same env later
             ep.metadata["env_kwargs"] = env_kwargs
         path = write_episodes(episodes, out / "episodes-000000.parquet")
@@ -201,7 +217,7 @@ def _cmd_rollout(args) -> int:
     n = len(episodes)
     successes = sum(ep.success for ep in episodes)
     steps = sum(ep.length for ep in episodes)
-    print(f"{n} episodes of {args.policy} on {args.env_id} (seeds {args.seed}..{args.seed + n - 1}): "
+    print(f"{n} episodes of {args.agent} on {args.env_id} (seeds {args.seed}..{args.seed + n - 1}): "
           f"success {successes}/{n} ({100 * successes / n:.1f}%), "
           f"mean return {sum(ep.total_return for ep in episodes) / n:.3f}, mean steps {steps / n:.1f}")
     for line in written:
@@ -288,29 +304,38 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--json", action="store_true")
     s.set_defaults(fn=_cmd_info)
 
+    s = sub.add_parser("check", help="check ids against gymnasium's checker and every omnigym convention")
+    s.add_argument("env_id", nargs="?")
+    s.add_argument("--all", action="store_true", help="every registered id")
+    s.add_argument("--family", default=None, help="with --all: only this family")
+    s.add_argument("--mode", action="append", help="modes to check (default: every mode of the id)")
+    s.add_argument("--no-expert", action="store_true", help="skip the expert-solves-an-episode check")
+    s.set_defaults(fn=_cmd_check)
+
     s = sub.add_parser("play", help="play a text environment in the terminal")
     s.add_argument("env_id")
     s.add_argument("--seed", type=int, default=0)
     s.set_defaults(fn=_cmd_play)
 
-    s = sub.add_parser("eval", help="evaluate policies on seed panels and write a report")
+    s = sub.add_parser("eval", help="evaluate agents on seed panels and write a report")
     s.add_argument("env_id")
-    s.add_argument("--policy", action="append",
-                   help="random, expert, planner, module:Class or a checkpoint/run folder (repeatable)")
-    s.add_argument("--panel", action="append", help="a suite panel (train, heldout) or a seed range 0..49")
+    s.add_argument("--agent", "--policy", dest="agent", action="append",
+                   help="random, expert, module:Class or a checkpoint/run folder (repeatable)")
+    s.add_argument("--panel", action="append",
+                   help="a named panel (train, test, heldout: see omnigym info ID) or a seed range 0..49")
     s.add_argument("--group-size", type=int, default=1, help="identical resets per seed (pass@k, pass^k)")
     s.add_argument("--env-kwarg", action="append", help="key=value passed to the env (JSON values)")
     s.add_argument("--out", default="reports/eval")
     s.add_argument("--no-record", action="store_true", help="do not save episodes as Parquet")
     s.add_argument("--import-module", action="append", help="a module that registers your own env ids")
     s.add_argument("--video", type=int, default=0, metavar="K",
-                   help="film the first K episodes of each policy and panel (MP4 + GIF under OUT/videos/)")
+                   help="film the first K episodes of each agent and panel (MP4 + GIF under OUT/videos/)")
     s.set_defaults(fn=_cmd_eval)
 
-    s = sub.add_parser("rollout", help="record episodes of a policy as Parquet, optionally LeRobot / Minari")
+    s = sub.add_parser("rollout", help="record episodes of an agent as Parquet, optionally LeRobot / Minari")
     s.add_argument("env_id")
-    s.add_argument("--policy", default="random",
-                   help="random, expert, planner, module:Class or a checkpoint/run folder")
+    s.add_argument("--agent", "--policy", dest="agent", default="random",
+                   help="random, expert, module:Class or a checkpoint/run folder")
     s.add_argument("--episodes", type=int, required=True, help="number of episodes (seeds SEED..SEED+N-1)")
     s.add_argument("--out", required=True, help="folder for episodes-000000.parquet (and lerobot/)")
     s.add_argument("--seed", type=int, default=0, help="first seed")

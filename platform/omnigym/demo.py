@@ -1,10 +1,10 @@
 """``make demo``: the default job on a fresh machine.
 
-1. Evaluates the random policy and the exact planner on the household
+1. Evaluates the random agent and the expert (an exact planner) on the household
    suite's train and held-out panels (every episode recorded as Parquet).
 2. Trains PPO with RLlib for a few minutes on a household task (vector
    observations, discrete actions with masks, the action-scoring policy) and
-   compares trained vs random vs planner on that task's train panel.
+   compares trained vs random vs expert on that task's train panel.
 3. Evaluates the scripted experts against random agents on the other
    families: the arm pushing task (robots/Push-v0, one filmed episode each)
    and the tool-use suite (tools/Tools-v0, held-out tasks).
@@ -19,9 +19,9 @@ from omnigym.evaluation import evaluate
 from omnigym.report import write_report
 
 DEMO_ENV = "household/Household-v0"
-# (policy, tries per seed): the random policy gets 4 identical resets per seed
-# so the report can show pass@k and pass^k; the planner is deterministic.
-DEMO_POLICIES = (("random", 4), ("planner", 1))
+# (agent, tries per seed): the random agent gets 4 identical resets per seed
+# so the report can show pass@k and pass^k; the expert is deterministic.
+DEMO_AGENTS = (("random", 4), ("expert", 1))
 TRAIN_OVERRIDES = ["env=household_hold", "policy=scorer", "env.kwargs.progress_reward=0.5",
                    "iterations=18", "checkpoint_every=6", "evaluation.every=6", "evaluation.episodes=60",
                    "evaluation.greedy=false",
@@ -32,14 +32,14 @@ def run_demo(out_dir: str | Path = "reports/demo", quick: bool = False, train: b
     out_dir = Path(out_dir)
     panels = ["train", "heldout"] if not quick else [range(0, 8), range(100000, 100008)]
     sections = []
-    for policy, group_size in DEMO_POLICIES:
+    for agent, group_size in DEMO_AGENTS:
         for panel in panels:
             label = panel if isinstance(panel, str) else f"{panel.start}"
-            record_to = out_dir / "episodes" / f"{policy}-{label}.parquet"
-            sections.append(evaluate(policy, DEMO_ENV, panel, group_size, record_to=record_to))
+            record_to = out_dir / "episodes" / f"{agent}-{label}.parquet"
+            sections.append(evaluate(agent, DEMO_ENV, panel, group_size, record_to=record_to))
     notes = [
         "random: a uniformly random admissible action each step, 4 tries per seed (pass@k, pass^k).",
-        "planner: breadth-first search over the simulator: a shortest plan from the true state.",
+        "expert: breadth-first search over the simulator: a shortest plan from the true state.",
         "Panels are fixed seeds of the suite; held-out tasks are novel combinations of seen objects and goals.",
         "Every episode is recorded under episodes/ as Parquet (omnigym.episodes.read_episodes).",
     ]
@@ -55,7 +55,7 @@ def run_demo(out_dir: str | Path = "reports/demo", quick: bool = False, train: b
         notes += [
             "ppo: RLlib PPO with the action-scoring policy, trained here for a few minutes (`omnigym train "
             + " ".join(TRAIN_OVERRIDES if not quick else _quick(TRAIN_OVERRIDES)) + "`), sampled actions; "
-            "compared with random and the planner on the same train-panel seeds of household/Hold-v0.",
+            "compared with random and the expert on the same train-panel seeds of household/Hold-v0.",
             "![PPO learning curve](train/report/learning_curve.png)",
             "![PPO evaluation curve](train/report/eval_curve.png)",
         ]
@@ -66,12 +66,12 @@ def _other_families(out_dir: Path, quick: bool) -> list[dict]:
     """Experts vs random on one robots task and on the tools suite."""
     n = 3 if quick else 20
     sections = []
-    for policy in ("expert", "random"):
-        sections.append(evaluate(policy, "robots/Push-v0", range(100_000, 100_000 + n), video=1,
+    for agent in ("expert", "random"):
+        sections.append(evaluate(agent, "robots/Push-v0", range(100_000, 100_000 + n), video=1,
                                  video_dir=out_dir / "videos",
-                                 record_to=out_dir / "episodes" / f"push-{policy}.parquet"))
-        sections.append(evaluate(policy, "tools/Tools-v0", "heldout" if not quick else range(100_000, 100_000 + n),
-                                 record_to=out_dir / "episodes" / f"tools-{policy}.parquet"))
+                                 record_to=out_dir / "episodes" / f"push-{agent}.parquet"))
+        sections.append(evaluate(agent, "tools/Tools-v0", "heldout" if not quick else range(100_000, 100_000 + n),
+                                 record_to=out_dir / "episodes" / f"tools-{agent}.parquet"))
     return sections
 
 

@@ -554,37 +554,21 @@ def read_episodes(path_or_dir: str | os.PathLike) -> list[Episode]:
 # --------------------------------------------------------------------------
 def export_chat_jsonl(episodes: Iterable[Episode], path: str | os.PathLike,
                       system_prompt: str | None = None) -> Path:
-    """Write text trajectories as chat JSONL (the ``messages`` format TRL/HF datasets read).
-
-    Each episode becomes one line: observation t is a ``user`` turn and action t
-    the ``assistant`` reply. The observation after the last action is left out:
+    """Write text trajectories as chat JSONL (the ``messages`` + ``tools``
+    format TRL/HF datasets read), one episode per line, for every family
+    through one path: ``omnigym.conversation.chat`` joins the episode's turns
+    (system, user, assistant, tool messages). ``system_prompt`` replaces the
+    env's system message. The observation after the last action is left out:
     no assistant turn follows it, so it carries nothing to learn from.
-    Envs that keep the conversation themselves (the tools family's
-    ``info["messages"]``, with ``tool`` turns, and ``info["tools"]``) are
-    exported as that conversation, plus its ``tools`` for chat templates.
     """
+    from omnigym.conversation import chat
     lines = []
     for i, ep in enumerate(episodes):
-        for what, values in (("observation", ep.observations), ("action", ep.actions)):
-            for t, v in enumerate(values):
-                if not isinstance(v, str):
-                    raise ValueError(
-                        f"export_chat_jsonl is for text trajectories (str observations and "
-                        f"actions); episode {i} {what} {t} is {type(v).__name__}")
-        last = ep.infos[-1] if ep.infos else {}
-        if isinstance(last.get("messages"), list):
-            record = {"messages": last["messages"], "tools": last.get("tools") or [],
-                      "reward": ep.total_return, "success": ep.success, "env_id": ep.env_id,
-                      "seed": ep.seed, "task_id": ep.task_id}
-            lines.append(json.dumps(to_jsonable(record), ensure_ascii=False) + "\n")
-            continue
-        messages = [{"role": "system", "content": system_prompt}] if system_prompt else []
-        for obs, action in zip(ep.observations, ep.actions):
-            messages += [{"role": "user", "content": obs},
-                         {"role": "assistant", "content": action}]
-        if not ep.actions:
-            messages.append({"role": "user", "content": ep.observations[0]})
-        record = {"messages": messages, "reward": ep.total_return, "success": ep.success,
+        for t, v in enumerate(ep.observations):
+            if not isinstance(v, str):
+                raise ValueError(f"export_chat_jsonl is for text trajectories (str observations); "
+                                 f"episode {i} observation {t} is {type(v).__name__}")
+        record = {**chat(ep, system_prompt), "reward": ep.total_return, "success": ep.success,
                   "env_id": ep.env_id, "seed": ep.seed, "task_id": ep.task_id}
         lines.append(json.dumps(to_jsonable(record), ensure_ascii=False) + "\n")
     return atomic_write_text(path, "".join(lines))

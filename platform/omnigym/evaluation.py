@@ -1,12 +1,12 @@
-"""Evaluate policies on an environment's fixed seed panels, with intervals.
+"""Evaluate agents on an environment's fixed seed panels, with intervals.
 
-``evaluate`` returns one *section* per (policy, panel): success rate with a
+``evaluate`` returns one *section* per (agent, panel): success rate with a
 Wilson 95% interval, mean return and steps with t-intervals, pass@k and
 pass^k over groups of identical resets, and a per-task breakdown.
 ``evaluate_many`` runs several and writes the Markdown report with plots.
 
 With ``video=K`` (default 0: off, nothing changes) the first K episodes of
-each (policy, panel) are filmed to MP4 (plus a GIF preview) under
+each (agent, panel) are filmed to MP4 (plus a GIF preview) under
 ``OUT/videos/`` and listed in the section's ``videos``, which the report links.
 """
 from __future__ import annotations
@@ -14,29 +14,25 @@ from __future__ import annotations
 from pathlib import Path
 
 from omnigym import info_keys as K
-from omnigym.agents import policy_name, resolve_policy
-from omnigym.registry import entry, suite_of
+from omnigym.agents import agent_name, resolve_agent
+from omnigym.registry import panels_of
 from omnigym.report import write_report
 from omnigym.rollout import rollout
 from omnigym.stats import summarize
 
 
 def panel_seeds(env_id: str, panel: str | list[int] | range) -> tuple[str, list[int], dict]:
-    """(panel name, seeds, env kwargs) for a named panel of the env's suite,
-    or for an explicit list of seeds."""
+    """(panel name, seeds, env kwargs) for a named panel of the env
+    (``omnigym info ID`` lists them) or for an explicit list of seeds."""
     if not isinstance(panel, str):
         seeds = list(panel)
         return f"seeds {seeds[0]}..{seeds[-1]}" if seeds else "empty", seeds, {}
-    panels = entry(env_id).panels
-    if panel in panels:  # a named seed range of an id without a suite (robots)
-        first, n = panels[panel]
-        return panel, list(range(first, first + n)), {}
-    suite = suite_of(env_id)
-    if suite is None:
-        known = f"; its panels: {sorted(panels)}" if panels else ""
-        raise ValueError(f"{env_id} has no panel {panel!r}{known}; or pass seeds such as 0..49")
-    p = suite.panel(panel)
-    return p.name, list(p.seeds), {"split": p.split}
+    panels = panels_of(env_id)
+    if panel not in panels:
+        raise ValueError(f"{env_id} has no panel {panel!r}; its panels: {', '.join(panels)}; "
+                         "or pass seeds such as 0..49")
+    split, seeds = panels[panel]
+    return panel, seeds, ({"split": split} if split else {})
 
 
 def episode_record(episode) -> dict:
@@ -46,25 +42,26 @@ def episode_record(episode) -> dict:
             "return": episode.total_return, "length": episode.length}
 
 
-def evaluate(policy, env_id: str, panel="train", group_size: int = 1, *, env_kwargs: dict | None = None,
+def evaluate(agent, env_id: str, panel="train", group_size: int = 1, *, env_kwargs: dict | None = None,
              max_steps: int | None = None, record_to: str | None = None, progress: bool = True,
-             episodes_out: list | None = None, video: int = 0,
-             video_dir: str | Path | None = None) -> dict:
-    """One report section: ``{"env_id", "policy", "panel", "summary"}``, plus
-    ``"videos"`` (one entry per filmed episode) when ``video`` > 0; the videos
-    go to ``video_dir`` (default ``videos/``)."""
+             episodes_out: list | None = None, video: int = 0, video_dir: str | Path | None = None,
+             groups_per_batch: int = 1) -> dict:
+    """One report section: ``{"env_id", "policy", "panel", "summary"}`` (``policy``
+    names the agent), plus ``"videos"`` (one entry per filmed episode) when
+    ``video`` > 0; the videos go to ``video_dir`` (default ``videos/``)."""
     name, seeds, panel_kwargs = panel_seeds(env_id, panel)
-    policy = resolve_policy(policy, env_id)
-    # Video files are named like evaluate_many's episode files: <policy>-<panel label>.
+    agent = resolve_agent(agent, env_id)
+    # Video files are named like evaluate_many's episode files: <agent>-<panel label>.
     label = panel if isinstance(panel, str) else f"seeds{seeds[0]}-{seeds[-1]}" if seeds else "empty"
-    episodes = rollout(policy, env_id, seeds, group_size, env_kwargs={**panel_kwargs, **(env_kwargs or {})},
+    episodes = rollout(agent, env_id, seeds, group_size, groups_per_batch=groups_per_batch,
+                       env_kwargs={**panel_kwargs, **(env_kwargs or {})},
                        max_steps=max_steps, record_to=record_to, progress=progress,
-                       desc=f"{policy_name(policy)} / {name}", video_episodes=video,
-                       video_dir=video_dir, video_prefix=f"{policy_name(policy)}-{label}")
+                       desc=f"{agent_name(agent)} / {name}", video_episodes=video,
+                       video_dir=video_dir, video_prefix=f"{agent_name(agent)}-{label}")
     if episodes_out is not None:
         episodes_out.extend(episodes)
     summary = summarize([episode_record(e) for e in episodes], group_size=group_size)
-    section = {"env_id": env_id, "policy": policy_name(policy), "panel": name, "summary": summary}
+    section = {"env_id": env_id, "policy": agent_name(agent), "panel": name, "summary": summary}
     if video > 0:
         section["videos"] = [{**episode_record(e), "episode": i, "path": e.metadata["video"],
                               "preview": e.metadata.get("video_preview"), "frames": e.metadata["video_frames"]}
@@ -72,23 +69,23 @@ def evaluate(policy, env_id: str, panel="train", group_size: int = 1, *, env_kwa
     return section
 
 
-def evaluate_many(policies: list, env_id: str, panels: list, out_dir: str | Path, group_size: int = 1,
+def evaluate_many(agents: list, env_id: str, panels: list, out_dir: str | Path, group_size: int = 1,
                   title: str | None = None, env_kwargs: dict | None = None, record: bool = True,
                   notes: list[str] | None = None, progress: bool = True,
                   video: int = 0) -> tuple[Path, list[dict]]:
-    """Every policy on every panel; writes ``report.md`` (+ plots, summary,
+    """Every agent on every panel; writes ``report.md`` (+ plots, summary,
     and the episodes as Parquet under ``episodes/``). ``video``: film the
-    first that many episodes of each (policy, panel) into ``videos/``.
+    first that many episodes of each (agent, panel) into ``videos/``.
     Returns (report path, sections)."""
     out_dir = Path(out_dir)
     sections = []
-    for spec in policies:
+    for spec in agents:
         for panel in panels:
-            policy = resolve_policy(spec, env_id)
-            pname = policy_name(policy)
+            agent = resolve_agent(spec, env_id)
+            name = agent_name(agent)
             label = panel if isinstance(panel, str) else f"seeds{panel[0]}-{panel[-1]}"
-            record_to = out_dir / "episodes" / f"{pname}-{label}.parquet" if record else None
-            sections.append(evaluate(policy, env_id, panel, group_size, env_kwargs=env_kwargs,
+            record_to = out_dir / "episodes" / f"{name}-{label}.parquet" if record else None
+            sections.append(evaluate(agent, env_id, panel, group_size, env_kwargs=env_kwargs,
                                      record_to=record_to, progress=progress, video=video,
                                      video_dir=out_dir / "videos"))
     path = write_report(sections, out_dir, title or f"Evaluation on {env_id}", notes=notes)

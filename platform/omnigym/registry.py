@@ -2,8 +2,15 @@
 
 Families register their ids with ``register`` (a thin layer over
 ``gymnasium.register`` that also keeps what ``omnigym list``/``info`` show:
-family, modes, one-line doc, task suite, expert). Family modules are imported
-on first use, so ``import omnigym`` stays fast.
+family, modes, one-line doc, task suite, expert, panels). ``import omnigym``
+imports every family's registration module: they register string entry
+points and import no simulator, so plain ``gymnasium.make("household/...")``,
+``gymnasium.make("omnigym:robots/Push-v0")`` and RLlib's string env ids work
+once the package is imported, and the import stays light (tested).
+
+Panels: every id has named seed panels. Ids with a task suite take the
+suite's (``train``, ``test`` and ``heldout`` where the suite holds tasks out);
+every other id has ``DEFAULT_PANELS``.
 """
 from __future__ import annotations
 
@@ -23,6 +30,10 @@ FAMILY_MODULES = {
 }
 
 
+# Seeds for tuning and training vs seeds never used for either.
+DEFAULT_PANELS = {"train": (0, 50), "test": (100_000, 50)}
+
+
 @dataclass(frozen=True)
 class EnvEntry:
     id: str
@@ -30,10 +41,10 @@ class EnvEntry:
     doc: str
     modes: tuple[str, ...] = ("default",)
     suite: str | None = None
-    expert: str | None = None           # "module:Class" of a scripted/planning expert
+    expert: str | None = None           # one line on what the expert is; made by env.unwrapped.make_expert()
     kwargs: dict = field(default_factory=dict)
     # Named seed panels for ids without a task suite: {"train": (first_seed, episodes)}.
-    panels: dict = field(default_factory=dict)
+    panels: dict = field(default_factory=lambda: dict(DEFAULT_PANELS))
 
 
 _ENTRIES: dict[str, EnvEntry] = {}
@@ -44,15 +55,18 @@ def register(id: str, entry_point, *, family: str, doc: str, modes=("default",),
              max_episode_steps: int | None = None, suite: str | None = None,
              expert: str | None = None, panels: dict | None = None) -> None:
     """Register an environment id with gymnasium and with omnigym's catalog.
-    ``panels``: named seed ranges ``{"test": (first_seed, episodes)}`` that
-    ``omnigym eval --panel test`` uses for ids without a task suite."""
+    ``entry_point``: a ``"module:Class"`` string keeps registration free (the
+    module is imported by ``make``). ``expert``: one line describing the
+    family's expert (the env's ``make_expert()`` builds it). ``panels``: named
+    seed ranges ``{"test": (first_seed, episodes)}`` for ids without a task
+    suite (default ``DEFAULT_PANELS``)."""
     namespace = id.split("/", 1)[0] if "/" in id else None
     if namespace != family:
         raise ValueError(f"id {id!r} must live in its family's namespace: '{family}/Name-vN'")
     gymnasium.register(id=id, entry_point=entry_point, kwargs=dict(kwargs or {}),
                        max_episode_steps=max_episode_steps)
     _ENTRIES[id] = EnvEntry(id, family, doc, tuple(modes), suite, expert, dict(kwargs or {}),
-                            {name: (int(first), int(n)) for name, (first, n) in (panels or {}).items()})
+                            {name: (int(first), int(n)) for name, (first, n) in (panels or DEFAULT_PANELS).items()})
 
 
 def load_families() -> None:
@@ -99,6 +113,14 @@ def entry(env_id: str) -> EnvEntry:
     return EnvEntry(env_id, spec.namespace or "gymnasium", f"gymnasium environment {env_id}")
 
 
+def panels_of(env_id: str) -> dict[str, tuple[str | None, list[int]]]:
+    """Every named panel of an id: ``{name: (split or None, seeds)}``."""
+    suite = suite_of(env_id)
+    if suite is not None:
+        return {p.name: (p.split, list(p.seeds)) for p in suite.panels.values()}
+    return {name: (None, list(range(first, first + n))) for name, (first, n) in entry(env_id).panels.items()}
+
+
 def list_envs(family: str | None = None) -> list[EnvEntry]:
     load_families()
     return [e for i, e in sorted(_ENTRIES.items()) if family is None or e.family == family]
@@ -134,11 +156,9 @@ def describe_env(env_id: str) -> dict:
         suite = suite_of(env_id)
         if suite is not None:
             out["splits"] = {k: len(v) for k, v in suite.splits.items()}
-            out["panels"] = {p.name: f"{p.split} split, seeds {p.seeds[0]}..{p.seeds[-1]}"
-                             for p in suite.panels.values()}
             out["templates"] = list(suite.templates)
-    if e.panels:
-        out["panels"] = {name: f"seeds {first}..{first + n - 1}" for name, (first, n) in e.panels.items()}
+    out["panels"] = {name: (f"{split} split, " if split else "") + f"seeds {seeds[0]}..{seeds[-1]}"
+                     for name, (split, seeds) in panels_of(env_id).items()}
     if e.expert:
         out["expert"] = e.expert
     return out
@@ -149,5 +169,5 @@ def suite_of(env_id: str):
     e = entry(env_id)
     if not e.suite:
         return None
-    family_tasks = importlib.import_module(f"omnigym.tasks.{e.family}")
-    return family_tasks.load_suite_by_name(e.suite)
+    from omnigym.suites import load_family_suite
+    return load_family_suite(e.family, e.suite)
