@@ -21,10 +21,7 @@ observations and actions (``user`` = observation, ``assistant`` = action).
 """
 from __future__ import annotations
 
-from typing import Iterable
-
-TURN = "turn"
-TOOLS = "tools"
+from omnigym.info_keys import TOOLS, TURN  # noqa: F401  (re-exported: the keys this module fills)
 
 
 def system(content: str) -> dict:
@@ -84,15 +81,3 @@ def chat(episode, system_prompt: str | None = None, keep_last_observation: bool 
     tools = (episode.infos[0] or {}).get(TOOLS) if episode.infos else None
     return {"messages": messages, "tools": list(tools or [])}
 
-
-def history(turn_list: Iterable[list[dict]], window: int | None = None) -> list[dict]:
-    """Messages of the given turns with the system message first and only the
-    last ``window`` steps' turns (a history window, as agent memories keep)."""
-    turn_list = list(turn_list)
-    if not turn_list:
-        return []
-    head = [m for m in turn_list[0] if m.get("role") == "system"]
-    rest = [[m for m in t if m.get("role") != "system"] for t in turn_list]
-    if window is not None:
-        rest = rest[-(window + 1):] if window >= 0 else rest
-    return head + [m for t in rest for m in t]
