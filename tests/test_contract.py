@@ -115,3 +115,38 @@ def test_chat_export_is_one_path_for_every_text_family(env_id, kwargs, tmp_path)
     if env_id.startswith("tools/"):
         assert records[0]["tools"] and records[0]["tools"] == episodes[0].infos[0][K.TOOLS]
         assert any(m["role"] == "tool" for m in records[0]["messages"])
+
+
+def test_action_parsing_helpers_never_raise_and_say_why():
+    import numpy as np
+
+    from omnigym.contract import Invalid, hash_key, parse_index, parse_text
+    assert parse_index(np.int64(2), 3) == 2 and parse_index(2.0, 3) == 2 and parse_index(np.array([1]), 3) == 1
+    for bad in (True, "1", b"1", 1.5, None, object(), np.array([0, 1]), float("nan"), -1, 3):
+        reason = parse_index(bad, 3)
+        assert isinstance(reason, Invalid) and reason, bad
+    assert "0..2" in parse_index(7, 3)
+    assert parse_text(b"ls -l", 10) == "ls -l" and parse_text(np.str_("a"), 5) == "a"
+    assert isinstance(parse_text(b"\xff\xfe", 10), str)          # undecodable bytes are replaced, not fatal
+    for bad in (None, 3, "", "  ", "x" * 11):
+        assert isinstance(parse_text(bad, 10), Invalid), bad
+    assert parse_text("", 10, allow_empty=True) == ""
+    assert hash_key("a", {"b": 1, "c": [1, 2]}) == hash_key("a", {"c": [1, 2], "b": 1})
+    assert hash_key("a", 1) != hash_key("a", 2) and hash_key(b"x") != hash_key("x")
+
+
+def test_chat_is_built_from_turns_or_derived_where_an_env_emits_none():
+    from omnigym.conversation import assistant, chat, system, tool, user
+    from omnigym.episodes import Episode
+    ep = Episode.from_reset("o0", {K.TURN: [system("act"), user("o0")], K.TOOLS: [{"name": "f"}]}, env_id="x")
+    ep.append_step("o1", "call f", 0.0, False, False,
+                   {K.TURN: [assistant("call f", [{"name": "f", "arguments": {}}]), tool("f", "42")]})
+    ep.append_step("o2", "42", 1.0, True, False, {K.TURN: [assistant("42"), user("o2")]})
+    out = chat(ep)
+    assert [m["role"] for m in out["messages"]] == ["system", "user", "assistant", "tool", "assistant"]
+    assert out["messages"][2]["tool_calls"][0]["function"]["name"] == "f" and out["tools"] == [{"name": "f"}]
+    assert chat(ep, keep_last_observation=True)["messages"][-1] == user("o2")
+    assert chat(ep, system_prompt="be brief")["messages"][0] == system("be brief")
+    plain = Episode.from_reset("hello", {}, env_id="y")
+    plain.append_step("bye", 3, 0.0, True, False, {})
+    assert chat(plain)["messages"] == [user("hello"), assistant("3")]
