@@ -131,22 +131,48 @@ def check_snapshot(env, seed: int) -> str | None:
     return None
 
 
-def check_state_key(env, seed: int) -> str | None:
+def check_state_key(env, seed: int, probe_steps: int = 3, max_pairs: int = 4) -> str | None:
+    """``state_key()`` is a method equal to the info's, and a key says
+    everything that affects the future: from two moments that share a key
+    (restored from their snapshots), the same actions give the same rewards,
+    ends and keys. (Observations may differ under one key: feedback about the
+    last action is text, not state.)"""
     core = env.unwrapped
     if not callable(getattr(core, "state_key", None)):
         return "env.unwrapped.state_key() is missing"
-    seen: dict = {}
+    moments: dict = {}
     for s in (seed, seed + 1, seed + 2):
-        trail, _ = _walk(env, s)
-        if trail[-1][1][K.STATE_KEY] != core.state_key():
-            return "info['state_key'] differs from env.unwrapped.state_key()"
-        for obs, info in trail:
+        agent = RandomAgent(seed=s)
+        obs, info = env.reset(seed=s)
+        agent.reset(env=env, seed=s)
+        for _ in range(STEPS + 1):
             key = info[K.STATE_KEY]
             if not isinstance(key, str) or not key:
                 return f"state_key must be a non-empty str, got {key!r}"
-            if key in seen and not values_equal(seen[key], obs):
-                return "two different observations share one state_key"
-            seen[key] = obs
+            if key != core.state_key():
+                return "info['state_key'] differs from env.unwrapped.state_key()"
+            moments.setdefault(key, []).append(core.get_state() if hasattr(core, "get_state") else None)
+            obs, _, terminated, truncated, info = env.step(agent.act(obs, info))
+            if terminated or truncated:
+                break
+    shared = [snaps[:2] for snaps in moments.values() if len(snaps) > 1 and snaps[0] is not None][:max_pairs]
+    for first, second in shared:
+        futures, actions = [], None
+        for snapshot in (first, second):
+            obs, info = core.set_state(snapshot)
+            agent, future, taken = RandomAgent(seed=seed), [], []
+            agent.reset(env=env, seed=seed)
+            for t in range(probe_steps if actions is None else len(actions)):
+                action = agent.act(obs, info) if actions is None else actions[t]
+                taken.append(action)
+                obs, reward, terminated, truncated, info = core.step(action)
+                future.append((reward, terminated, info[K.STATE_KEY]))
+                if terminated:
+                    break
+            futures.append(future)
+            actions = actions or taken
+        if futures[0] != futures[1]:
+            return "two moments with one state_key have different futures under the same actions"
     return None
 
 

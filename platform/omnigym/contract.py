@@ -55,7 +55,10 @@ def parse_index(action, n: int, what: str = "info['admissible_actions']") -> int
 def parse_text(action, max_length: int, *, allow_empty: bool = False, what: str = "text actions") -> str | Invalid:
     """``action`` as a string (bytes decoded as UTF-8), or why not."""
     if isinstance(action, (bytes, bytearray)):
-        action = bytes(action).decode("utf-8", "replace")
+        try:
+            action = bytes(action).decode("utf-8")
+        except UnicodeDecodeError:
+            return Invalid(f"{what} given as bytes must be UTF-8")
     if isinstance(action, np.str_):
         action = str(action)
     if not isinstance(action, str):
