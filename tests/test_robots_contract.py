@@ -1,8 +1,10 @@
 """The contract every robots id keeps, whatever its backend (see robots/base.py)."""
 from __future__ import annotations
 
+import copy
 import warnings
 
+import gymnasium as gym
 import numpy as np
 import pytest
 from gymnasium.utils.env_checker import check_env
@@ -12,6 +14,15 @@ from omnigym.registry import list_envs, make
 
 ROBOT_IDS = [e.id for e in list_envs("robots")]
 SMALL = dict(image_size=(32, 40))
+
+
+def _same(a, b) -> bool:
+    """Equal observations or infos, arrays compared by value."""
+    if isinstance(a, dict):
+        return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
+    if isinstance(a, np.ndarray):
+        return np.array_equal(a, b)
+    return a == b
 
 
 def _camera(env_id):
@@ -48,7 +59,7 @@ def test_env_checker_both_modes(env_id):
     assert obs["observation.state"].dtype == np.float32
     assert obs[f"observation.images.{cam}"].shape == (32, 40, 3)
     assert obs["instruction"] == info[K.INSTRUCTION] != ""
-    for key in (K.SUCCESS, K.INSTRUCTION, K.TASK_ID, K.INVALID_ACTION, K.STATE_KEY):
+    for key in (K.SUCCESS, K.INSTRUCTION, K.TASK_ID, K.INVALID_ACTION, K.STATE_KEY, K.ACTION_CLIPPED):
         assert key in info
     env.close()
 
@@ -63,11 +74,79 @@ def test_bad_actions_are_flagged_never_raised(env_id):
         assert info[K.INVALID_ACTION] is True
         assert np.all(np.isfinite(obs)) and np.isfinite(reward)
     obs, *_, info = env.step(env.action_space.sample())
-    assert info[K.INVALID_ACTION] is False
+    assert info[K.INVALID_ACTION] is False and info[K.ACTION_CLIPPED] is False
     # Out-of-range values are clipped or passed on like gymnasium, never rejected.
     *_, info = env.step(env.action_space.high * 10)
-    assert info[K.INVALID_ACTION] is False
+    assert info[K.INVALID_ACTION] is False and info[K.ACTION_CLIPPED] is True
     env.close()
+
+
+@pytest.mark.parametrize("env_id", ROBOT_IDS)
+def test_info_keys_reset_guard_and_invalid_penalty(env_id):
+    plain, fined = make(env_id, mode="vector").unwrapped, make(env_id, mode="vector", invalid_penalty=0.5).unwrapped
+    for env in (plain, fined):
+        with pytest.raises(gym.error.ResetNeeded):
+            env.step(env.action_space.sample())
+        with pytest.raises(gym.error.ResetNeeded):
+            env.get_state()
+    _, info = plain.reset(seed=4)
+    fined.reset(seed=4)
+    assert info[K.ACTION_CLIPPED] is False and info[K.STATE_KEY] == plain.state_key()
+    bad = np.full(plain.action_space.shape, np.nan)
+    _, r_plain, *_, i_plain = plain.step(bad)
+    _, r_fined, *_, i_fined = fined.step(bad)
+    assert i_plain[K.INVALID_ACTION] and r_fined == r_plain - 0.5
+    *_, good = plain.step(plain.action_space.sample())
+    assert set(info) == set(i_plain) == set(good)  # every info has the same keys
+    assert good[K.STATE_KEY] == plain.state_key()
+    plain.close()
+    fined.close()
+
+
+@pytest.mark.parametrize("env_id", ROBOT_IDS)
+def test_set_state_returns_what_the_env_returned_then(env_id):
+    env = make(env_id, mode="vector").unwrapped
+    rng = np.random.default_rng(0)
+    env.reset(seed=5)
+    for _ in range(3):
+        returned = env.step(rng.uniform(env.action_space.low, env.action_space.high))
+    snap = env.get_state()
+    at_snapshot = copy.deepcopy((returned[0], returned[4]))
+    env.step(env.action_space.sample())
+    obs, info = env.set_state(snap)
+    assert _same(obs, at_snapshot[0]) and _same(info, at_snapshot[1]) and info[K.STATE_KEY] == env.state_key()
+    obs[:] = 0  # what a caller does with the result does not touch the snapshot
+    info.clear()
+    again = env.set_state(snap)
+    assert _same(again[0], at_snapshot[0]) and _same(again[1], at_snapshot[1])
+    env.step(env.action_space.sample())  # nor does the simulation (gymnasium's Humanoid info views MjData)
+    env.close()
+    if getattr(env, "backend_name", None) == "pybullet":
+        return  # PyBullet's saved states live in their own physics client
+    fresh = make(env_id, mode="vector").unwrapped
+    elsewhere = fresh.set_state(snap)
+    assert _same(elsewhere[0], at_snapshot[0]) and _same(elsewhere[1], at_snapshot[1])
+    assert fresh.state_key() == at_snapshot[1][K.STATE_KEY]
+    fresh.close()
+
+
+@pytest.mark.parametrize("env_id", ROBOT_IDS)
+def test_state_key_covers_the_drawn_randomisation(env_id):
+    env = make(env_id, mode="vector").unwrapped
+    _, nominal = env.reset(seed=3)
+    _, randomised = env.reset(seed=3, options={"randomize": {"mass": [0.5, 0.6]}})
+    assert nominal[K.STATE_KEY] != randomised[K.STATE_KEY]
+    env.close()
+
+
+def test_experts_come_from_the_env():
+    for e in list_envs("robots"):
+        env = make(e.id, mode="vector").unwrapped
+        assert hasattr(env, "make_expert") == bool(e.expert), e.id
+        if e.expert:
+            assert " " in e.expert and "\n" not in e.expert  # a one-line description, not an import path
+            assert env.make_expert(unknown_option=1).name == "expert"
+        env.close()
 
 
 @pytest.mark.parametrize("env_id", ROBOT_IDS)

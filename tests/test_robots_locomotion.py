@@ -45,12 +45,10 @@ def test_success_means_moving_the_success_distance_forward():
     env = make("robots/HalfCheetah-v5", mode="vector", success_distance=0.5)
     _, info = env.reset(seed=0)
     assert info[K.SUCCESS] is False
-    state = env.unwrapped.get_state()
     moved = env.unwrapped
-    moved.set_state(state)
     qpos, qvel = moved.data.qpos.copy(), moved.data.qvel.copy()
     qpos[0] += 0.6
-    moved.set_state(qpos, qvel)  # gymnasium's two-argument form still works
+    moved.set_joint_state(qpos, qvel)  # gymnasium's MujocoEnv.set_state, under its own name
     *_, info = env.step(np.zeros(6, dtype=np.float32))
     assert info[K.SUCCESS] is True
     standup = make("robots/HumanoidStandup-v5", mode="vector")
@@ -86,3 +84,44 @@ def test_camera_images_follow_the_robot():
     assert img.shape == (48, 64, 3) and img.dtype == np.uint8 and img.std() > 5
     with pytest.raises(ValueError, match="unknown cameras"):
         make("robots/HalfCheetah-v5", cameras=("wrist",))
+
+
+def test_snapshots_return_what_the_env_returned_and_key_the_start():
+    env = make("robots/Hopper-v5", mode="vector").unwrapped
+    at_reset = env.reset(seed=2)
+    snap = env.get_state()
+    for _ in range(3):
+        at_step = env.step(np.full(3, 0.3))
+    later = env.get_state()
+    env.step(np.zeros(3))
+    obs, info = env.set_state(snap)
+    assert np.array_equal(obs, at_reset[0]) and info == at_reset[1]
+    obs, info = env.set_state(later)
+    assert np.array_equal(obs, at_step[0]) and info == at_step[4] and info[K.STATE_KEY] == env.state_key()
+    # The same joints, measured from another start, are another situation.
+    elsewhere = {**later, "start": later["start"] - 1.0}
+    _, moved = env.set_state(elsewhere)
+    assert env.state_key() != info[K.STATE_KEY]
+    *_, stepped = env.step(np.zeros(3))
+    assert stepped[K.STATE_KEY] == env.state_key()
+
+
+def test_reset_routes_gymnasium_joint_setter_and_keeps_set_state_public():
+    env = make("robots/Ant-v5", mode="vector").unwrapped
+    env.reset(seed=0)
+    assert "set_state" not in vars(env)  # the routing during reset_model leaves nothing behind
+    with pytest.raises(TypeError):
+        env.set_state(env.data.qpos.copy(), env.data.qvel.copy())
+
+
+def test_out_of_bounds_actions_are_flagged_and_passed_on_unchanged():
+    ours, theirs = make("robots/Swimmer-v5", mode="vector"), gym.make("Swimmer-v5")
+    _, info = ours.reset(seed=1)
+    theirs.reset(seed=1)
+    assert info[K.ACTION_CLIPPED] is False
+    big = np.array([3.0, -0.2], dtype=np.float32)
+    r1, r2 = ours.step(big), theirs.step(big)
+    assert r1[4][K.ACTION_CLIPPED] is True and r1[4][K.INVALID_ACTION] is False
+    assert np.array_equal(r1[0], r2[0]) and r1[1] == r2[1]  # gymnasium's control cost of the raw action
+    *_, info = ours.step(np.array([0.5, -0.2], dtype=np.float32))
+    assert info[K.ACTION_CLIPPED] is False

@@ -40,7 +40,9 @@ def test_registered_with_time_limit_and_expert():
     try:
         assert isinstance(env.unwrapped, PushTEnv)
         assert env.spec.max_episode_steps == 300
-        assert omnigym.registry.entry(ENV_ID).expert.endswith("push_t_expert:PushTExpert")
+        assert "simulating" in omnigym.registry.entry(ENV_ID).expert  # a one-line description
+        expert = env.unwrapped.make_expert(unknown_option=1)
+        assert isinstance(expert, PushTExpert) and expert.name == "expert"
     finally:
         env.close()
 

@@ -1,14 +1,16 @@
-"""The tools family's environments: contract, experts, bad outputs, snapshots."""
+"""The tools family's environments: contract, experts, bad outputs, snapshots, turns."""
 from __future__ import annotations
 
 import json
 import subprocess
 import sys
 
+import gymnasium as gym
 import numpy as np
 import pytest
 from gymnasium.utils.env_checker import check_env
 
+from omnigym import conversation
 from omnigym import info_keys as K
 from omnigym.environments.tools.candidates import call
 from omnigym.registry import list_envs, make
@@ -44,7 +46,7 @@ def test_same_seed_same_corpus_question_and_episode():
     a, b = make("tools/MultihopPeople-v0"), make("tools/MultihopPeople-v0")
     oa, ia = a.reset(seed=3)
     ob, ib = b.reset(seed=3)
-    assert oa == ob and ia[K.STATE_KEY] == ib[K.STATE_KEY] and ia["messages"] == ib["messages"]
+    assert oa == ob and ia[K.STATE_KEY] == ib[K.STATE_KEY] and ia[K.TURN] == ib[K.TURN]
     for action in ["<tool_call>{\"name\": \"search\", \"arguments\": {\"query\": \"founder\"}}</tool_call>",
                    ia[K.ADMISSIBLE_ACTIONS][0], "no idea"]:
         ra, rb = a.step(action), b.step(action)
@@ -83,16 +85,74 @@ def test_plain_answer_ends_the_episode_and_is_checked():
     assert terminated and reward == 1.0 and info[K.SUCCESS] is True
 
 
-def test_memory_facts_leave_the_conversation():
+def test_memory_facts_are_in_the_reset_turn_only():
+    """After the facts phase nothing the env says repeats a fact: an agent
+    recalls what it stored, or what its own history window still holds."""
     env = make("tools/Memory-v0")
     obs, info = env.reset(seed=2)
     facts = env.unwrapped.problem.facts
     assert all(v in obs for v in facts.values())
+    assert [m["role"] for m in info[K.TURN]] == ["system", "user"]
+    assert all(v in info[K.TURN][1]["content"] for v in facts.values())
     assert env.unwrapped.problem.question not in info[K.INSTRUCTION]  # not asked yet
-    obs, *_, info = env.step("ready")
-    assert env.unwrapped.problem.question in obs
-    history = json.dumps(info["messages"])
-    assert not any(v in history for v in facts.values())
+    turns, later = [info[K.TURN]], []
+    for action in ["ready", call("memory_get", key=next(iter(facts))), "<tool_call>{", None]:
+        obs, *_, info = env.step(action)
+        turns.append(info[K.TURN])
+        later.append(json.dumps([obs, info], default=str))
+    assert env.unwrapped.problem.question in later[0]
+    assert not any(v in text for v in facts.values() for text in later)
+    whole = json.dumps([m for turn in turns for m in turn])
+    assert all(whole.count(v) == 1 for v in facts.values())
+    window = turns[0][:1] + [m for turn in turns[-3:] for m in turn]  # the system prompt and the last 3 turns
+    assert not any(v in json.dumps(window) for v in facts.values())
+
+
+def test_turns_hold_the_assistant_output_its_calls_and_the_results():
+    env = make("tools/Arithmetic-v0")
+    _, info = env.reset(seed=0)
+    assert info[K.TURN][0]["role"] == "system" and "calculator" in info[K.TURN][0]["content"]
+    assert {t["function"]["name"] for t in info[K.TOOLS]} >= {"calculator", "final_answer"}
+    output = "Let me compute.\n" + call("calculator", expression="2 * 21") + call("memory_set", key="k", value="v")
+    obs, _, _, _, step_info = env.step(output)
+    assistant, *results = step_info[K.TURN]
+    assert assistant == conversation.assistant(output, [{"name": "calculator", "arguments": {"expression": "2 * 21"}},
+                                                        {"name": "memory_set", "arguments": {"key": "k", "value": "v"}}])
+    assert [(m["role"], m["name"]) for m in results] == [("tool", "calculator"), ("tool", "memory_set")]
+    assert "42" in results[0]["content"] and "42" in obs and output not in obs
+    assert set(info) - set(step_info) == {K.TOOLS} and set(step_info) <= set(info)
+    # Unusable output: the assistant's words as given, then a user message that says why.
+    _, _, _, _, bad = env.step(b"<tool_call>{")
+    assert [m["role"] for m in bad[K.TURN]] == ["assistant", "user"]
+    assert bad[K.TURN][0]["content"] == "<tool_call>{" and "Invalid action" in bad[K.TURN][1]["content"]
+
+
+def test_invalid_penalty_and_reset_guard():
+    env = make("tools/Arithmetic-v0", invalid_penalty=0.25).unwrapped
+    with pytest.raises(gym.error.ResetNeeded):
+        env.step("42")
+    with pytest.raises(gym.error.ResetNeeded):
+        env.get_state()
+    env.reset(seed=0)
+    for bad in (None, 7, object(), np.zeros(3), ["x"], "x" * 30_000):
+        obs, reward, terminated, _, info = env.step(bad)
+        assert info[K.INVALID_ACTION] is True and reward == -0.25 and not terminated
+        assert obs.startswith("[user] Invalid action:")
+
+
+def test_expert_comes_from_the_env():
+    assert all(" " in e.expert and "\n" not in e.expert for e in list_envs("tools"))  # one-line descriptions
+    env = make("tools/Data-v0")
+    expert = env.unwrapped.make_expert(unknown_option=1)
+    assert expert.name == "expert"
+    obs, info = env.reset(seed=4)
+    expert.reset(env=env)
+    for _ in range(4):
+        obs, reward, terminated, _, info = env.step(expert.act(obs, info))
+        if terminated:
+            break
+    assert terminated and reward == 1.0 and info[K.SUCCESS]
+    env.close()
 
 
 def test_state_key_follows_tool_state_not_text():
@@ -104,6 +164,29 @@ def test_state_key_follows_tool_state_not_text():
     obs2, *_, info2 = env.step(call("memory_set", key="x", value="2"))
     assert obs1.replace("1", "") == obs2.replace("2", "") or obs1 == obs2
     assert info1[K.STATE_KEY] != info2[K.STATE_KEY]
+    assert info2[K.STATE_KEY] == env.unwrapped.state_key()
+    # The same tool state reached by other words has the same key.
+    env.unwrapped.set_state(snap)
+    *_, info3 = env.step("Storing it. " + call("memory_set", key="x", value="2"))
+    assert info3[K.STATE_KEY] == info2[K.STATE_KEY]
+
+
+def test_set_state_returns_what_the_env_returned_then():
+    env = make("tools/Memory-v0").unwrapped
+    at_reset = env.reset(seed=6)
+    reset_snap = env.get_state()
+    env.step("ready")
+    at_step = env.step(call("memory_get", key="nothing"))
+    step_snap = env.get_state()
+    env.step(call("memory_set", key="a", value="b"))
+    assert env.set_state(reset_snap) == at_reset
+    assert env.set_state(step_snap) == (at_step[0], at_step[4])
+    obs, info = env.set_state(step_snap)
+    info[K.TURN].clear()  # what a caller does with the result does not touch the snapshot
+    assert env.set_state(step_snap)[1][K.TURN] == at_step[4][K.TURN]
+    fresh = make("tools/Memory-v0").unwrapped
+    assert fresh.set_state(step_snap) == (at_step[0], at_step[4])
+    assert fresh.state_key() == at_step[4][K.STATE_KEY]
 
 
 def test_snapshot_branches_right_after_a_python_call():
@@ -180,9 +263,31 @@ def test_chat_export_keeps_the_envs_conversation(tmp_path):
     records = [json.loads(line) for line in path.read_text().splitlines()]
     assert len(records) == 3 and all(r["success"] for r in records)
     roles = [m["role"] for m in records[0]["messages"]]
-    assert roles[:2] == ["system", "user"] and "tool" in roles and roles[-2] == "assistant"
-    assert records[0]["messages"] == episodes[0].infos[-1]["messages"]
+    assert roles[:2] == ["system", "user"] and "tool" in roles and roles[-1] == "assistant"
+    turns = [m for info in episodes[0].infos for m in info[K.TURN]]
+    assert records[0]["messages"] == json.loads(json.dumps(turns[:len(records[0]["messages"])]))
     assert {t["function"]["name"] for t in records[0]["tools"]} >= {"search", "open", "final_answer"}
+
+
+def test_recorded_episodes_grow_linearly(tmp_path):
+    """Per-step stored size does not grow with the step index (no whole
+    conversation in any info): steps 21-30 cost what steps 1-10 cost."""
+    from omnigym.episodes import Episode, read_episodes, to_jsonable, write_episodes
+    env = make("tools/Memory-v0").unwrapped
+    obs, info = env.reset(seed=0)
+    episode = Episode.from_reset(obs, info, env_id="tools/Memory-v0", seed=0)
+    outputs = ["ready", call("memory_set", key="note", value="same"), call("memory_get", key="note"),
+               call("calculator", expression="1 + 1")]
+    for t in range(30):
+        action = outputs[0] if t == 0 else outputs[1 + t % 3]
+        obs, reward, terminated, truncated, info = env.step(action)
+        assert not terminated
+        episode.append_step(obs, action, reward, terminated, truncated, info)
+    write_episodes([episode], tmp_path / "long.parquet")
+    back = read_episodes(tmp_path / "long.parquet")[0]
+    sizes = [len(json.dumps(to_jsonable([o, i]))) for o, i in zip(back.observations, back.infos)]
+    early, late = sum(sizes[1:11]), sum(sizes[21:31])
+    assert late <= 1.05 * early, sizes
 
 
 def test_a_snapshot_restores_into_a_fresh_env():

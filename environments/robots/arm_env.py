@@ -54,6 +54,11 @@ class ArmEnv(RobotEnv):
         self._grip = 1.0
         self._layout: dict = {}
 
+    def make_expert(self, **kwargs):
+        """The scripted arm expert (it reads the task kind and the state layout)."""
+        from omnigym.environments.robots.arm_expert import ArmExpert
+        return ArmExpert(**kwargs)
+
     # --- RobotEnv hooks -------------------------------------------------
     def _randomize(self, values: dict) -> None:
         self.sim.randomize(values)

@@ -11,17 +11,23 @@ Every robots env (MuJoCo or PyBullet, arm or planar pusher) shares:
     needs, goal included) for MLP policies and RLlib.
 
 - **actions**: a ``Box``. A non-finite, wrongly shaped or non-numeric action
-  is replaced by the env's *hold* action (stay where you are) and flagged
-  ``info["invalid_action"]``; values outside the bounds are clipped.
+  is replaced by the env's *hold* action (stay where you are), flagged
+  ``info["invalid_action"]`` and costs ``invalid_penalty`` (0 by default);
+  values outside the bounds are clipped and flagged ``info["action_clipped"]``
+  (not an invalid action: nothing is penalised). ``step`` before ``reset``
+  raises ``gymnasium.error.ResetNeeded``.
 - **info**: ``success`` (every step), ``instruction``, ``task_id``,
-  ``invalid_action`` and ``state_key``: a hash of the physical state rounded
-  to ``key_resolution`` (metres / radians) plus the goal, so two states a
-  policy cannot tell apart at that resolution share a key.
+  ``invalid_action``, ``action_clipped`` and ``state_key`` (= ``state_key()``):
+  a hash of the physical state rounded to ``key_resolution`` (metres /
+  radians), the task (goal, layout) and the drawn randomisation, so two
+  states a policy cannot tell apart at that resolution share a key.
 - **determinism**: ``reset(seed=s)`` fixes the layout and, when domain
   randomisation is on, the randomised parameters.
 - **snapshots**: ``get_state()`` / ``set_state(s)`` round-trip the simulator
   state (MuJoCo qpos/qvel/act/time, PyBullet state ids), the goal and the
   step counter: a branch started from a snapshot replays exactly.
+  ``set_state`` returns the ``(obs, info)`` the env returned when the
+  snapshot was taken.
 - **domain randomisation** through ``randomize=`` or
   ``reset(options={"randomize": ...})``: ``True`` for the defaults or a dict
   with ``mass`` and ``friction`` (scale ranges), ``colors`` (bool) and
@@ -35,13 +41,13 @@ Subclasses implement the ``_hooks`` below; this class does the bookkeeping.
 from __future__ import annotations
 
 import copy
-import hashlib
 import json
 from dataclasses import dataclass
 
 import gymnasium as gym
 import numpy as np
 
+from omnigym import contract
 from omnigym import info_keys as K
 from omnigym.text import fit_text, text_space
 
@@ -50,6 +56,7 @@ IMAGES = "observation.images."
 INSTRUCTION = "instruction"
 MODES = ("dict", "vector")
 MAX_INSTRUCTION = 256
+REAL_KINDS = "biuf"  # numpy dtype kinds an action may have: bool, integers, floats (not complex, str, object)
 
 
 @dataclass(frozen=True)
@@ -126,11 +133,27 @@ def observation_space(mode: str, vector_space: gym.spaces.Box, cameras: tuple, a
     return gym.spaces.Dict(spaces)
 
 
-def hash_state(values: np.ndarray, resolution: float, extra: bytes = b"") -> str:
-    """A short stable hash of ``values`` rounded to ``resolution``."""
+def hash_state(values: np.ndarray, resolution: float, *extra: bytes) -> str:
+    """A short stable hash of ``values`` rounded to ``resolution``, and of ``extra``."""
     ints = np.round(np.asarray(values, dtype=np.float64) / resolution).astype(np.int64)
     ints[ints == 0] = 0  # -0 and 0 hash the same
-    return hashlib.blake2b(ints.tobytes() + extra, digest_size=12).hexdigest()
+    return contract.hash_key(ints.tobytes(), *extra)
+
+
+def copy_returned(returned: tuple) -> tuple:
+    """A copy of an (obs, info) pair that neither a caller nor the simulation
+    can alter: every array copied (gymnasium's Humanoid info holds live views
+    of ``MjData``), the rest shared (scalars and strings)."""
+    obs, info = returned
+    return _copy_arrays(obs), _copy_arrays(info)
+
+
+def _copy_arrays(value):
+    if isinstance(value, np.ndarray):
+        return value.copy()
+    if isinstance(value, dict):
+        return {k: v.copy() if isinstance(v, np.ndarray) else v for k, v in value.items()}
+    return value
 
 
 class RobotEnv(gym.Env):
@@ -145,7 +168,7 @@ class RobotEnv(gym.Env):
 
     def __init__(self, *, mode: str = "dict", cameras=(), image_size=(96, 96), render_mode: str | None = None,
                  render_size=(240, 320), randomize=None, terminate_on_success: bool = True,
-                 key_resolution: float = 1e-3):
+                 key_resolution: float = 1e-3, invalid_penalty: float = 0.0):
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
         if render_mode not in (None, "rgb_array"):
@@ -160,11 +183,15 @@ class RobotEnv(gym.Env):
         self.randomization = Randomization.parse(randomize)
         self.terminate_on_success = terminate_on_success
         self.key_resolution = float(key_resolution)
+        self.invalid_penalty = float(invalid_penalty)
         self.instruction = ""
         self.task_id = ""
         self.drawn_randomization: dict = {}
+        self._randomization_key = _randomization_bytes(self.drawn_randomization)  # for state keys
         self._task: dict = {}      # goal and task data: part of snapshots and state keys
         self._elapsed = 0
+        # (obs, info) as last returned (None before the first reset): snapshots carry it.
+        self._returned: tuple | None = None
 
     def _build_spaces(self) -> None:
         state = gym.spaces.Box(-np.inf, np.inf, shape=(self.state_dim,), dtype=np.float32)
@@ -217,20 +244,21 @@ class RobotEnv(gym.Env):
         # Randomisation has its own stream so layouts do not depend on it.
         dr_seed = int(self.np_random.integers(2**63))
         spec = Randomization.parse(options.pop("randomize")) if "randomize" in options else self.randomization
-        self.drawn_randomization = spec.draw(np.random.default_rng(dr_seed)) if spec else {}
-        self._randomize(self.drawn_randomization)
+        self._set_randomization(spec.draw(np.random.default_rng(dr_seed)) if spec else {})
         self._elapsed = 0
         self._reset_sim(self.np_random, options)
-        return self._observation(), self._info(self._success(), False)
+        return self._emit(self._success(), False, False)
 
     def step(self, action):
-        action, invalid = self._check_action(action)
+        contract.require_reset(self._returned is not None)
+        action, invalid, clipped = self._check_action(action)
         self._apply_action(action)
         self._elapsed += 1
         success = self._success()
-        reward = self._reward(success)
+        reward = contract.penalised(self._reward(success), invalid, self.invalid_penalty)
         terminated = bool(success and self.terminate_on_success)
-        return self._observation(), reward, terminated, False, self._info(success, invalid)
+        obs, info = self._emit(success, invalid, clipped)
+        return obs, reward, terminated, False, info
 
     def render(self):
         if self.render_mode != "rgb_array":
@@ -240,34 +268,49 @@ class RobotEnv(gym.Env):
     # --- snapshots ------------------------------------------------------
     def get_state(self) -> dict:
         """Everything needed to continue this episode exactly."""
+        contract.require_reset(self._returned is not None, "get_state")
         return {"sim": self._get_sim_state(), "task": copy.deepcopy(self._task), "elapsed": self._elapsed,
                 "instruction": self.instruction, "task_id": self.task_id,
-                "randomization": copy.deepcopy(self.drawn_randomization)}
+                "randomization": copy.deepcopy(self.drawn_randomization),
+                "returned": copy_returned(self._returned)}
 
-    def set_state(self, state: dict) -> None:
+    def set_state(self, state: dict) -> tuple:
+        """Restore a ``get_state()`` snapshot (into this env or a fresh one);
+        returns the (obs, info) of the moment it was taken."""
         if self.drawn_randomization != state["randomization"]:
-            self.drawn_randomization = copy.deepcopy(state["randomization"])
-            self._randomize(self.drawn_randomization)
+            self._set_randomization(copy.deepcopy(state["randomization"]))
         self._task = copy.deepcopy(state["task"])
         self._elapsed = int(state["elapsed"])
         self.instruction = state["instruction"]
         self.task_id = state["task_id"]
         self._set_sim_state(state["sim"])
+        self._returned = copy_returned(state["returned"])
+        return copy_returned(self._returned)
 
     # --- helpers --------------------------------------------------------
-    def _check_action(self, action) -> tuple[np.ndarray, bool]:
+    def _set_randomization(self, values: dict) -> None:
+        self.drawn_randomization = values
+        self._randomization_key = _randomization_bytes(values)
+        self._randomize(values)
+
+    def _check_action(self, action) -> tuple[np.ndarray, bool, bool]:
+        """(action to apply, invalid, clipped)."""
         space = self.action_space
         try:
-            arr = np.asarray(action, dtype=np.float64)
-        except (TypeError, ValueError):
-            return self._hold_action(), True
-        if arr.shape != space.shape or not np.all(np.isfinite(arr)):
-            return self._hold_action(), True
-        return np.clip(arr, space.low, space.high), False
+            arr = np.asarray(action)
+        except (TypeError, ValueError):  # ragged sequences
+            return self._hold_action(), True, False
+        if arr.shape != space.shape or arr.dtype.kind not in REAL_KINDS:
+            return self._hold_action(), True, False
+        arr = arr.astype(np.float64, copy=False)
+        if not np.all(np.isfinite(arr)):
+            return self._hold_action(), True, False
+        clipped = np.clip(arr, space.low, space.high)
+        return clipped, False, bool(np.any(clipped != arr))
 
     def state_key(self) -> str:
         task = json.dumps(_jsonable(self._task), sort_keys=True).encode()
-        return hash_state(self._physical_state(), self.key_resolution, task)
+        return hash_state(self._physical_state(), self.key_resolution, task, self._randomization_key)
 
     def _observation(self):
         state = np.asarray(self._state_vector(), dtype=np.float32)
@@ -280,9 +323,19 @@ class RobotEnv(gym.Env):
         obs[INSTRUCTION] = fit_text(self.instruction, MAX_INSTRUCTION)
         return obs
 
-    def _info(self, success: bool, invalid: bool) -> dict:
+    def _info(self, success: bool, invalid: bool, clipped: bool) -> dict:
         return {K.SUCCESS: bool(success), K.INSTRUCTION: self.instruction, K.TASK_ID: self.task_id,
-                K.INVALID_ACTION: bool(invalid), K.STATE_KEY: self.state_key()}
+                K.INVALID_ACTION: bool(invalid), K.ACTION_CLIPPED: clipped, K.STATE_KEY: self.state_key()}
+
+    def _emit(self, success: bool, invalid: bool, clipped: bool) -> tuple:
+        obs, info = self._observation(), self._info(success, invalid, clipped)
+        # Copied now: wrappers may add keys to the info they pass on.
+        self._returned = (obs, dict(info))
+        return obs, info
+
+
+def _randomization_bytes(values: dict) -> bytes:
+    return json.dumps(values, sort_keys=True).encode()
 
 
 def _jsonable(value):

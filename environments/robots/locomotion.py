@@ -7,10 +7,20 @@ that only adds to ``step``/``reset``. What it adds:
 - ``mode="dict"`` (default): ``{"observation.state", "observation.images.<camera>",
   "instruction"}`` like every robots env; ``mode="vector"`` keeps gymnasium's array;
 - info keys ``success``, ``instruction``, ``task_id``, ``invalid_action``,
-  ``state_key`` (a hash of qpos/qvel rounded to ``key_resolution``);
-- non-finite or wrongly shaped actions apply zero torque and set
-  ``invalid_action`` instead of corrupting the simulation;
-- ``get_state``/``set_state`` (qpos, qvel, act, time, start position);
+  ``action_clipped`` and ``state_key`` (= ``state_key()``: a hash of qpos/qvel
+  rounded to ``key_resolution``, the task, the start position success is
+  measured from and the drawn randomisation). gymnasium's own keys that only
+  a step reports (``reward_ctrl``, ``x_velocity``, ...) are None on reset, so
+  every info has the same keys;
+- non-finite or wrongly shaped actions apply zero torque, set
+  ``invalid_action`` and cost ``invalid_penalty`` (0 by default) instead of
+  corrupting the simulation. Finite actions outside the bounds go to
+  gymnasium unchanged (MuJoCo clamps the controls; gymnasium's control cost
+  sees the raw action) and set ``action_clipped``;
+- ``step``/``get_state`` before ``reset`` raise ``gymnasium.error.ResetNeeded``;
+- ``get_state()``/``set_state(snapshot)`` (the whole ``MjData``, start position,
+  randomisation); ``set_state`` returns the (obs, info) of the snapshot's
+  moment. gymnasium's ``MujocoEnv.set_state(qpos, qvel)`` is ``set_joint_state``;
 - domain randomisation (``randomize=``), off by default so physics is unchanged.
 
 ``success`` has no gymnasium counterpart; here it means the torso has moved
@@ -24,11 +34,13 @@ import hashlib
 import importlib
 
 import gymnasium as gym
-import mujoco
 import numpy as np
 
+from omnigym import contract
 from omnigym import info_keys as K
-from omnigym.environments.robots.base import IMAGES, INSTRUCTION, STATE, Randomization, observation_space
+from omnigym.environments.robots.base import (
+    IMAGES, INSTRUCTION, REAL_KINDS, STATE, Randomization, copy_returned, observation_space,
+)
 from omnigym.environments.robots.mujoco_render import RendererCache
 from omnigym.environments.robots.mujoco_state import get_mj_state, set_mj_state
 
@@ -41,6 +53,17 @@ TASKS = {
     "Humanoid": ("gymnasium.envs.mujoco.humanoid_v5:HumanoidEnv", 5.0, "walk forward without falling"),
     "HumanoidStandup": ("gymnasium.envs.mujoco.humanoidstandup_v5:HumanoidStandupEnv", 1.0, "stand up"),
     "Swimmer": ("gymnasium.envs.mujoco.swimmer_v5:SwimmerEnv", 3.0, "swim forward"),
+}
+# gymnasium's info keys that its step reports and its reset does not: None on reset.
+_FORWARD = ("reward_ctrl", "reward_forward", "x_velocity")
+STEP_ONLY_INFO = {
+    "HalfCheetah": _FORWARD,
+    "Hopper": (*_FORWARD, "reward_survive"),
+    "Walker2d": (*_FORWARD, "reward_survive"),
+    "Ant": (*_FORWARD, "reward_survive", "reward_contact", "y_velocity"),
+    "Humanoid": (*_FORWARD, "reward_survive", "reward_contact", "y_velocity"),
+    "HumanoidStandup": ("reward_impact", "reward_linup", "reward_quadctrl"),
+    "Swimmer": (*_FORWARD, "y_velocity"),
 }
 
 _CLASSES: dict[str, type] = {}
@@ -65,7 +88,7 @@ class LocomotionMixin:
     task_name: str
 
     def __init__(self, mode: str = "dict", cameras=(), image_size=(96, 96), success_distance: float | None = None,
-                 randomize=None, key_resolution: float = 1e-3, **gym_kwargs):
+                 randomize=None, key_resolution: float = 1e-3, invalid_penalty: float = 0.0, **gym_kwargs):
         if mode not in ("dict", "vector"):
             raise ValueError(f"mode must be 'dict' or 'vector', got {mode!r}")
         super().__init__(**gym_kwargs)
@@ -90,8 +113,13 @@ class LocomotionMixin:
                         "geom_friction": self.model.geom_friction.copy(),
                          "geom_rgba": self.model.geom_rgba.copy(), "cam_pos": self.model.cam_pos.copy()}
         self._renderers = RendererCache(self.model)
+        self.invalid_penalty = float(invalid_penalty)
         self._start = 0.0
+        self._episode_key = b""    # task, start and randomisation: fixed for an episode, hashed once
         self._zero = np.zeros(self.action_space.shape, dtype=self.action_space.dtype)
+        self._low, self._high = self.action_space.low, self.action_space.high
+        # (obs, info) as last returned (None before the first reset): snapshots carry it.
+        self._returned: tuple | None = None
 
     # --- gymnasium API ----------------------------------------------------
     def reset(self, *, seed=None, options=None):
@@ -103,37 +131,59 @@ class LocomotionMixin:
             rng = np.random.default_rng(int(self.np_random.integers(2**63)) if spec else 0)
             self._apply_randomization(spec.draw(rng) if spec else {})
         obs, info = super().reset(seed=seed, options=options)
-        self._start = self._progress()
-        return self._wrap(obs), self._info(info, False)
+        self._set_start(self._progress())
+        for key in STEP_ONLY_INFO[self.task_name]:
+            info.setdefault(key, None)
+        return self._emit(obs, info, False, False)
+
+    def reset_model(self):
+        # gymnasium's reset_model places the joints with self.set_state(qpos, qvel):
+        # for the length of that call the name means gymnasium's setter again.
+        self.set_state = self.set_joint_state
+        try:
+            return super().reset_model()
+        finally:
+            del self.set_state
 
     def step(self, action):
-        invalid = False
+        contract.require_reset(self._returned is not None)
+        invalid = clipped = False
         try:
             # Checked as given, and passed on unconverted: gymnasium's control
-            # cost is computed in the action's own dtype.
+            # cost is computed in the action's own dtype. One comparison settles
+            # the common case: within the (finite) bounds, hence finite too.
             checked = action if type(action) is np.ndarray else np.asarray(action, dtype=np.float64)
-            if checked.shape != self._zero.shape or not np.isfinite(checked).all():
+            if checked.shape != self._zero.shape or checked.dtype.kind not in REAL_KINDS:
                 raise ValueError
+            if not ((checked >= self._low) & (checked <= self._high)).all():
+                if not np.isfinite(checked).all():
+                    raise ValueError
+                clipped = True
         except (TypeError, ValueError):
             action, invalid = self._zero, True
         obs, reward, terminated, truncated, info = super().step(action)
-        return self._wrap(obs), reward, terminated, truncated, self._info(info, invalid)
+        obs, info = self._emit(obs, info, invalid, clipped)
+        return obs, contract.penalised(reward, invalid, self.invalid_penalty), terminated, truncated, info
 
     # --- snapshots ------------------------------------------------------
     def get_state(self) -> dict:
+        contract.require_reset(self._returned is not None, "get_state")
         return {"mujoco": get_mj_state(self.model, self.data), "start": self._start,
-                "randomization": dict(self.drawn_randomization)}
+                "randomization": dict(self.drawn_randomization), "returned": copy_returned(self._returned)}
 
-    def set_state(self, state, qvel=None) -> None:
-        """``set_state(snapshot)`` restores a ``get_state()`` snapshot;
-        ``set_state(qpos, qvel)`` keeps gymnasium's MujocoEnv meaning (its
-        ``reset_model`` calls it that way)."""
-        if qvel is not None:
-            return super().set_state(state, qvel)
+    def set_state(self, state: dict) -> tuple:
+        """Restore a ``get_state()`` snapshot (into this env or a fresh one);
+        returns the (obs, info) of the moment it was taken."""
         if state["randomization"] != self.drawn_randomization:
             self._apply_randomization(state["randomization"])
         set_mj_state(self.model, self.data, state["mujoco"])
-        self._start = state["start"]
+        self._set_start(state["start"])
+        self._returned = copy_returned(state["returned"])
+        return copy_returned(self._returned)
+
+    def set_joint_state(self, qpos, qvel) -> None:
+        """gymnasium's ``MujocoEnv.set_state``: set qpos and qvel, then ``mj_forward``."""
+        super().set_state(qpos, qvel)
 
     def state_key(self) -> str:
         # Rounded in a preallocated buffer: this runs every step and must stay
@@ -142,9 +192,22 @@ class LocomotionMixin:
         np.multiply(self.data.qpos, self._inv_resolution, out=q)
         np.multiply(self.data.qvel, self._inv_resolution, out=v)
         np.rint(buf, out=ints, casting="unsafe")  # integers: -0.0 and 0.0 hash alike
-        return hashlib.blake2b(ints, digest_size=12).hexdigest()
+        key = hashlib.blake2b(ints, digest_size=12)  # contract.hash_key's role, on raw bytes
+        key.update(self._episode_key)
+        return key.hexdigest()
 
     # --- helpers --------------------------------------------------------
+    def _set_start(self, start: float) -> None:
+        self._start = start
+        self._episode_key = contract.hash_key(self.task_name, self.success_distance, start,
+                                              self.drawn_randomization).encode()
+
+    def _emit(self, obs, info: dict, invalid: bool, clipped: bool) -> tuple:
+        obs, info = self._wrap(obs), self._info(info, invalid, clipped)
+        # Copied now: wrappers may add keys to the info they pass on.
+        self._returned = (obs, dict(info))
+        return obs, info
+
     def _progress(self) -> float:
         # HumanoidStandup's goal is height (qpos z); every other task's is x.
         return float(self.data.qpos[2] if self.task_name == "HumanoidStandup" else self.data.qpos[0])
@@ -163,11 +226,12 @@ class LocomotionMixin:
         out[INSTRUCTION] = self.instruction
         return out
 
-    def _info(self, info: dict, invalid: bool) -> dict:
+    def _info(self, info: dict, invalid: bool, clipped: bool) -> dict:
         info[K.SUCCESS] = self.success()
         info[K.INSTRUCTION] = self.instruction
         info[K.TASK_ID] = self.task_id
         info[K.INVALID_ACTION] = invalid
+        info[K.ACTION_CLIPPED] = clipped
         info[K.STATE_KEY] = self.state_key()
         return info
 

@@ -296,6 +296,11 @@ class PushTEnv(RobotEnv):
         self.data.ctrl[:] = np.clip(action, -WORKSPACE, WORKSPACE)
         mujoco.mj_step(self.model, self.data, nstep=N_SUBSTEPS)
 
+    def make_expert(self, **kwargs):
+        """The push-primitive planner (privileged: it simulates on this env's snapshots)."""
+        from omnigym.environments.robots.push_t_expert import PushTExpert
+        return PushTExpert(**kwargs)
+
     # --- RobotEnv hooks ---------------------------------------------------
     def _randomize(self, values: dict) -> None:
         m, nom = self.model, self._nominal
@@ -354,8 +359,8 @@ class PushTEnv(RobotEnv):
     def _reward(self, success: bool) -> float:
         return float(np.clip(self.coverage() / SUCCESS_COVERAGE, 0.0, 1.0))
 
-    def _info(self, success: bool, invalid: bool) -> dict:
-        info = super()._info(success, invalid)
+    def _info(self, success: bool, invalid: bool, clipped: bool) -> dict:
+        info = super()._info(success, invalid, clipped)
         info["coverage"] = self.coverage()
         return info
 

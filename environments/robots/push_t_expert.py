@@ -199,7 +199,7 @@ class PushTExpert:
 
     name = "expert"
 
-    def __init__(self, time_cost: float = TIME_COST, top: int = TOP):
+    def __init__(self, time_cost: float = TIME_COST, top: int = TOP, **_):
         self.time_cost = float(time_cost)
         self.top = int(top)
         self.env = None

@@ -1,7 +1,8 @@
 """Registers the robots family's ids.
 
-MuJoCo locomotion (gymnasium's v5 physics, our info conventions), the arm
-tasks on MuJoCo and PyBullet, and Push-T.
+MuJoCo locomotion (gymnasium's v5 physics, our info conventions; no expert),
+the arm tasks on MuJoCo and PyBullet, and Push-T. ``expert=`` describes the
+expert that the env's ``make_expert()`` builds.
 """
 from __future__ import annotations
 
@@ -26,7 +27,7 @@ for _name, _doc in LOCOMOTION.items():
              doc=_doc, modes=("dict", "vector"), kwargs={"name": _name}, max_episode_steps=1000, panels=PANELS)
 
 ARM = "omnigym.environments.robots.arm_env:ArmEnv"
-ARM_EXPERT = "omnigym.environments.robots.arm_expert:ArmExpert"
+ARM_EXPERT = "scripted waypoints from the state vector: approach, push or grasp, carry to the goal"
 ARM_TASKS = {
     # id name: (kwargs, max steps, doc)
     "Reach": ({"task": "reach"}, 50, "move the gripper to a 3-D target"),
@@ -51,4 +52,4 @@ for _name in ("Reach", "Push"):
 register("robots/PushT-v0", "omnigym.environments.robots.push_t:PushTEnv", family="robots",
          doc="push a T-shaped block onto a target pose with a round pusher (Diffusion Policy's Push-T)",
          modes=("dict", "vector"), max_episode_steps=300,
-         expert="omnigym.environments.robots.push_t_expert:PushTExpert", panels=PANELS)
+         expert="push primitives chosen by simulating them on the env's snapshots (privileged)", panels=PANELS)

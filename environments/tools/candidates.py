@@ -25,15 +25,6 @@ def call(name: str, **arguments) -> str:
     return f"<tool_call>{json.dumps({'name': name, 'arguments': arguments})}</tool_call>"
 
 
-def _last_tool_output(env) -> str:
-    for m in reversed(env.messages):
-        if m["role"] == "tool":
-            return m["content"]
-        if m["role"] == "assistant":
-            break
-    return ""
-
-
 def candidate_actions(env) -> list[str]:
     names = set(env.registry.names)
     problem, out = env.problem, []
@@ -42,7 +33,7 @@ def candidate_actions(env) -> list[str]:
             out += [call("memory_set", key=k, value=v) for k, v in problem.facts.items()]
         return out + ["ready"]
     question = problem.question
-    last = _last_tool_output(env)
+    last = env.last_tool_output
     if "calculator" in names:
         match = EXPRESSION.search(question)
         if match:

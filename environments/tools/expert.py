@@ -1,5 +1,5 @@
 """The scripted expert of the tools family: the upper bound and the source of
-demonstrations. It knows the problem it is solving (``env.problem.plan``:
+demonstrations. It knows the problem it is solving (``env.unwrapped.problem.plan``:
 the expression, the data question, the fact asked, the chain of entities)
 and makes the same tool calls a careful agent would, in the fewest turns:
 
@@ -42,9 +42,11 @@ def plan_outputs(problem) -> list[str]:
 
 
 class ToolExpert:
+    """What ``ToolEnv.make_expert()`` returns (privileged: it reads the problem)."""
+
     name = "expert"
 
-    def __init__(self):
+    def __init__(self, **_):
         self.outputs: list[str] = []
 
     def reset(self, env=None, seed=None, member=None) -> None:
