@@ -21,6 +21,7 @@ from omnigym import info_keys as K
 from omnigym.environments.household import actions as A
 from omnigym.environments.household.catalog import CLASS_INDEX
 from omnigym.environments.household.env import HouseholdEnv
+from omnigym.environments.household.planner import plan_lines
 from omnigym.environments.household.world import INSIDE
 
 MODES = ("text", "discrete", "vector")
@@ -54,9 +55,9 @@ def _random_action(env: HouseholdEnv, info: dict, rng: random.Random, junk: floa
     adm = info[K.ADMISSIBLE_ACTIONS]
     if rng.random() < junk or not adm:
         return rng.choice(["[fly] <moon>", "[grab] <sofa>", "gibberish", "[open] <kitchen>"]) \
-            if env.action_mode == "text" else rng.choice([-1, env.max_actions + 3, len(adm)])
+            if env.mode == "text" else rng.choice([-1, env.max_actions + 3, len(adm)])
     i = rng.randrange(len(adm))
-    return adm[i] if env.action_mode == "text" else i
+    return adm[i] if env.mode == "text" else i
 
 
 def _check_step_contract(env: HouseholdEnv, obs, info):
@@ -302,7 +303,9 @@ def test_discrete_index_executes_the_same_action_as_its_text():
     for seed in range(6):
         o_d, i_d = disc.reset(seed=seed)
         o_t, i_t = text.reset(seed=seed)
-        _assert_same((o_d, i_d), (o_t, i_t), "reset")
+        # the same state; only the system message's "how to act" differs
+        _assert_same((o_d, {**i_d, K.TURN: None}), (o_t, {**i_t, K.TURN: None}), "reset")
+        assert i_d[K.TURN][1:] == i_t[K.TURN][1:] and i_d[K.TURN][0] != i_t[K.TURN][0]
         for _ in range(35):
             adm = i_d[K.ADMISSIBLE_ACTIONS]
             index = rng.randrange(len(adm))
@@ -410,12 +413,13 @@ def test_same_seed_same_episode_across_processes():
     # Python's hash randomisation must not leak into scenes, observations or plans.
     code = textwrap.dedent("""
         import hashlib, random, omnigym
+        from omnigym.environments.household.planner import plan_lines
         env = omnigym.make("household/Household-v0", mode="text").unwrapped
         h = hashlib.sha256()
         for seed in range(5):
             obs, info = env.reset(seed=seed)
             h.update(obs.encode()); h.update(info["state_key"].encode())
-            h.update(repr(env.expert_plan()).encode())
+            h.update(repr(plan_lines(env.world, env.task.goal)).encode())
             rng = random.Random(seed)
             for _ in range(20):
                 obs, r, term, trunc, info = env.step(rng.choice(info["admissible_actions"]))
@@ -451,7 +455,7 @@ def test_returned_arrays_are_not_reused_between_steps():
 def test_snapshots_move_between_modes():
     text, vector = _raw("text"), _raw("vector")
     _, info = text.reset(seed=10)
-    for action in info[K.ADMISSIBLE_ACTIONS][:1] + text.expert_plan()[:2]:
+    for action in info[K.ADMISSIBLE_ACTIONS][:1] + plan_lines(text.world, text.task.goal)[:2]:
         _, _, _, _, info = text.step(action)
     obs_v, info_v = vector.set_state(text.get_state())
     assert info_v[K.STATE_KEY] == info[K.STATE_KEY]
@@ -594,6 +598,19 @@ def test_state_key_separates_text_identical_states(mode):
     assert info1[K.STATE_KEY] != info2[K.STATE_KEY]  # ... the key can
 
 
+def test_state_key_method_matches_info_and_covers_the_goal():
+    env = _raw("text")
+    _, info = env.reset(seed=3, options={"task": "put_in:mug:fridge"})
+    assert info[K.STATE_KEY] == env.state_key()
+    snap = env.get_state()
+    # the very same world posing another task is another situation
+    _, other = env.set_state(dict(snap, task=env.suite.task("put_in:mug:microwave")))
+    assert other[K.STATE_KEY] != info[K.STATE_KEY] and other[K.STATE_KEY] == env.state_key()
+    assert env.set_state(snap)[1][K.STATE_KEY] == info[K.STATE_KEY]
+    _, _, _, _, info = env.step(info[K.ADMISSIBLE_ACTIONS][0])
+    assert info[K.STATE_KEY] == env.state_key()
+
+
 # -------------------------------------------------------- partial observability
 def _scene_with_hidden_item(env):
     for seed in range(200):
@@ -686,11 +703,11 @@ def test_other_rooms_are_not_observed():
 
 
 # ------------------------------------------------------- rewards, termination
-def test_expert_plan_solves_and_terminates_with_reward_one():
+def test_shortest_plan_solves_and_terminates_with_reward_one():
     env = omnigym.make(SUITE_ID, mode="text")
     for seed in range(15):
         obs, info = env.reset(seed=seed)
-        plan = env.unwrapped.expert_plan()
+        plan = plan_lines(env.unwrapped.world, env.unwrapped.task.goal)
         assert plan
         for t, action in enumerate(plan):
             assert action in info[K.ADMISSIBLE_ACTIONS]
@@ -702,12 +719,55 @@ def test_expert_plan_solves_and_terminates_with_reward_one():
         assert info["goal_progress"] == 1.0
 
 
-def test_expert_plan_in_discrete_mode():
+def test_shortest_plan_in_discrete_mode():
     env = _raw("discrete")
     _, info = env.reset(seed=21)
-    for action in env.expert_plan():
+    for action in plan_lines(env.world, env.task.goal):
         _, reward, terminated, _, info = env.step(info[K.ADMISSIBLE_ACTIONS].index(action))
     assert terminated and info[K.SUCCESS] and reward == 1.0
+
+
+def test_make_expert_is_the_planner_agent_in_every_mode():
+    from omnigym.agents import ExpertAgent
+    for mode in MODES:
+        env = omnigym.make(SUITE_ID, mode=mode)
+        expert = env.unwrapped.make_expert(unused_option=1)  # unknown kwargs are ignored
+        assert expert.name == "expert" and expert is not env.unwrapped.make_expert()
+        agent = ExpertAgent()
+        for seed in range(4):
+            obs, info = env.reset(seed=seed)
+            agent.reset(env=env, seed=seed)
+            shortest = len(plan_lines(env.unwrapped.world, env.unwrapped.task.goal))
+            for t in range(shortest):
+                obs, reward, terminated, truncated, info = env.step(agent.act(obs, info))
+                assert info[K.INVALID_ACTION] is False
+            assert terminated and info[K.SUCCESS] and reward == 1.0, (mode, seed)
+
+
+def test_expert_replans_when_the_world_is_not_where_its_plan_expected():
+    env = _raw("text")
+    expert = env.make_expert()
+    obs, info = env.reset(seed=5)
+    expert.reset(env=env)
+    start = env.get_state()
+    first = expert.act(obs, info)
+    obs, _, _, _, info = env.step(first)
+    # the world goes back to the start behind the expert's back (a restored branch):
+    obs, info = env.set_state(start)
+    assert expert.act(obs, info) == first  # it plans again instead of replaying step two
+    # it planned, but another actor moved first: every later action is still valid and reaches the goal
+    for seed in range(6, 12):
+        obs, info = env.reset(seed=seed)
+        expert.reset(env=env)
+        planned = expert.act(obs, info)
+        other = next(a for a in reversed(info[K.ADMISSIBLE_ACTIONS]) if a != planned)
+        obs, info = env.step(other)[0::4]
+        for _ in range(40):
+            obs, _, terminated, _, info = env.step(expert.act(obs, info))
+            assert not info[K.INVALID_ACTION], info["feedback"]
+            if terminated:
+                break
+        assert info[K.SUCCESS], seed
 
 
 def test_invalid_penalty_makes_invalid_actions_cost():
@@ -735,6 +795,51 @@ def test_time_limit_truncates():
         _, _, terminated, truncated, _ = env.step("[lookat] <nothing>")
         assert not terminated
         assert truncated is (t == limit - 1)
+
+
+# ------------------------------------------------------------------ turns
+def test_text_modes_emit_the_turn_of_each_step():
+    for mode in ("text", "discrete"):
+        env = _raw(mode)
+        obs, info = env.reset(seed=2)
+        system, first = info[K.TURN]
+        assert system["role"] == "system" and env.task.instruction in system["content"]
+        assert first == {"role": "user", "content": obs}
+        action = info[K.ADMISSIBLE_ACTIONS][1]
+        obs, _, _, _, info = env.step(action if mode == "text" else 1)
+        assert info[K.TURN] == [{"role": "assistant", "content": action}, {"role": "user", "content": obs}]
+        bad = "[fly] <moon>" if mode == "text" else 10**6
+        obs, _, _, _, info = env.step(bad)
+        assert info[K.INVALID_ACTION]
+        assert info[K.TURN] == [{"role": "assistant", "content": str(bad)}, {"role": "user", "content": obs}]
+        assert "Invalid action" in obs
+        # a restored snapshot returns the turn of its moment, not the latest one
+        snap, at_snap = env.get_state(), info[K.TURN]
+        env.step(0 if mode == "discrete" else info[K.ADMISSIBLE_ACTIONS][0])
+        assert env.set_state(snap)[1][K.TURN] == at_snap
+
+
+def test_vector_mode_has_no_turns():
+    env = _raw("vector")
+    _, info = env.reset(seed=2)
+    assert K.TURN not in info
+    _, _, _, _, info = env.step(0)
+    assert K.TURN not in info
+
+
+def test_text_action_cut_to_the_action_space():
+    env = _raw("text")
+    env.reset(seed=0)
+    _, _, _, _, info = env.step("[walk] <kitchen>" + " " * env.action_space.max_length)
+    assert info[K.INVALID_ACTION] and str(env.action_space.max_length) in info["feedback"]
+    assert len(info[K.TURN][0]["content"]) == env.action_space.max_length
+
+
+def test_obs_mode_and_action_mode_are_not_constructor_arguments():
+    with pytest.raises(TypeError):
+        HouseholdEnv(obs_mode="vector")
+    env = HouseholdEnv(mode="vector")
+    assert (env.obs_mode, env.action_mode) == ("vector", "discrete")
 
 
 # ------------------------------------------------------------------ vector mode
@@ -774,7 +879,7 @@ def test_vector_goal_block_tracks_progress():
     g0, g1 = env.layout.offsets()["goal"]
     before = obs[g0:g1].copy()
     assert before.any()
-    for action in env.expert_plan():
+    for action in plan_lines(env.world, env.task.goal):
         obs, *_ , info = env.step(info[K.ADMISSIBLE_ACTIONS].index(action))
     assert info[K.SUCCESS]
     after = obs[g0:g1]
@@ -786,8 +891,6 @@ def test_vector_goal_block_tracks_progress():
 # ------------------------------------------------------------------ bad configs
 @pytest.mark.parametrize("kwargs, names", [
     ({"mode": "nope"}, ["text", "discrete", "vector"]),
-    ({"obs_mode": "x"}, ["text", "vector"]),
-    ({"action_mode": "x"}, ["text", "discrete"]),
     ({"templates": ["put_inn"]}, ["put_in", "put_on"]),
     ({"suite": "no_such_suite"}, ["household"]),
     ({"render_mode": "human"}, ["ansi"]),

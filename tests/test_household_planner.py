@@ -39,8 +39,8 @@ def test_planner_solves_panel_seeds(panel):
         _, info = env.reset(seed=seed)
         assert info[K.TASK_ID] in SUITE.splits[p.split]
         key = info[K.STATE_KEY]
-        plan = env.expert_plan()
-        assert env._observe()[1][K.STATE_KEY] == key  # planning did not move the world
+        plan = planner.plan_lines(env.world, env.task.goal)
+        assert env.state_key() == key  # planning did not move the world
         assert plan, f"seed {seed}: empty plan for an unsolved task"
         info = _run_plan(env, plan)
         assert info[K.SUCCESS] is True, f"{panel} seed {seed} ({info[K.TASK_ID]}) not solved"
@@ -53,17 +53,16 @@ def test_planner_solves_every_task():
     for k, task_id in enumerate(SUITE.splits["all"]):
         _, info = env.reset(seed=1000 + k, options={"task": task_id})
         assert info[K.TASK_ID] == task_id and info[K.SUCCESS] is False
-        plan = env.expert_plan()
+        plan = planner.plan_lines(env.world, env.task.goal)
         info = _run_plan(env, plan)
         assert info[K.SUCCESS] is True, task_id
         assert len(plan) < SUITE.max_steps, f"{task_id}: plan of {len(plan)} steps"
 
 
-def test_planner_policy_expert_solves_through_make():
-    from omnigym.environments.household.expert import PlannerPolicy
+def test_planner_expert_solves_through_make():
     for mode in ("text", "discrete"):
         env = omnigym.make("household/Household-v0", mode=mode)
-        policy = PlannerPolicy()
+        policy = env.unwrapped.make_expert()
         for seed in range(5):
             obs, info = env.reset(seed=seed)
             policy.reset(env)
@@ -217,10 +216,10 @@ def test_plan_leaves_the_world_unchanged():
         plan = planner.plan(env.world, env.task.goal)
         assert env.world.get_state() == world_before
         assert [set(c) for c in env.world.children] == children_before  # derived index restored too
-        text_plan = env.expert_plan()
+        text_plan = planner.plan_lines(env.world, env.task.goal)
         assert env.world.get_state() == world_before
         assert text_plan == [A.format_action(env.world, m) for m in plan]
-        obs_after, info_after = env._observe()
+        obs_after, info_after = env.set_state(env.get_state())
         assert obs_after == obs and info_after[K.STATE_KEY] == info[K.STATE_KEY]
 
 
@@ -276,4 +275,4 @@ def test_no_plan_error_is_not_an_infinite_search_on_full_suite_env():
     env = HouseholdEnv()
     env.reset(seed=0, options={"task": {"goal": [["STATE", "fridge", "ON"]]}})
     with pytest.raises(planner.NoPlanError):
-        env.expert_plan()
+        planner.plan_lines(env.world, env.task.goal)

@@ -14,8 +14,8 @@ import pytest
 
 import omnigym
 from omnigym import info_keys as K
-from omnigym.suites import TaskSuite, heldout_split, load_suite
-from omnigym.tasks.household import load_household_suite, suite_paths
+from omnigym.suites import Task, TaskSuite, heldout_split, load_family_suite, load_suite, suite_names
+from omnigym.tasks.household import load_household_suite
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -28,7 +28,7 @@ def suite() -> TaskSuite:
 # ------------------------------------------------------------ household suite
 def test_household_suite_loads(suite):
     assert suite.name == "household" and suite.max_steps > 0
-    assert "household" in suite_paths()
+    assert "household" in suite_names("household")
     assert load_household_suite("household") is suite  # by name, cached
     assert len(suite.templates) >= 5 and len(suite.tasks) > 50
     for task in suite.tasks.values():
@@ -71,12 +71,13 @@ def test_every_template_still_trains(suite):
 
 
 def test_panels_have_fixed_seeds(suite):
-    assert set(suite.panels) >= {"train", "heldout"}
-    train, heldout = suite.panel("train"), suite.panel("heldout")
-    assert train.split == "train" and heldout.split == "heldout"
+    assert set(suite.panels) == {"train", "test", "heldout"}
+    train, test, heldout = suite.panel("train"), suite.panel("test"), suite.panel("heldout")
+    assert train.split == test.split == "train" and heldout.split == "heldout"
     assert train.seeds == tuple(range(0, 60))
+    assert test.seeds == tuple(range(200000, 200060))  # the default: train's tasks on unseen seeds
     assert heldout.seeds == tuple(range(100000, 100060))
-    assert not set(train.seeds) & set(heldout.seeds)
+    assert not set(train.seeds) & set(heldout.seeds) and not set(train.seeds) & set(test.seeds)
     fresh = load_suite(suite.path)  # a second load (no cache) gives the very same panels and splits
     assert fresh.panels == suite.panels and fresh.splits == suite.splits
 
@@ -185,6 +186,7 @@ def restore_registry():
 
 
 def test_user_suite_registers_ids_that_make_and_reset(tmp_path, restore_registry):
+    from omnigym.environments.household.planner import plan_lines
     from omnigym.environments.household.registration import register_suite
     path = _write(tmp_path, USER_SUITE)
     ids = register_suite(str(path))
@@ -204,7 +206,7 @@ def test_user_suite_registers_ids_that_make_and_reset(tmp_path, restore_registry
                 assert task.startswith("power:")
             elif env_id.endswith("Fetch-v3"):
                 assert task.startswith("fetch:")
-            plan = env.unwrapped.expert_plan()
+            plan = plan_lines(env.unwrapped.world, env.unwrapped.task.goal)
             for action in plan:
                 a = action if mode == "text" else info[K.ADMISSIBLE_ACTIONS].index(action)
                 obs, reward, terminated, truncated, info = env.step(a)
@@ -362,3 +364,122 @@ def test_malformed_yaml_raises_value_error_naming_the_file(tmp_path, case):
     with pytest.raises(ValueError) as exc:
         load_household_suite(str(path))
     assert str(path.resolve()) in str(exc.value) or str(path) in str(exc.value), str(exc.value)
+
+
+# ------------------------------------------------- explicit tasks and panels
+MIXED_SUITE = """\
+name: mixed
+templates:
+  power:
+    instruction: turn on the {device}
+    goal: [[STATE, "{device}", "ON"]]
+    slots: {device: [tv, radio]}
+tasks:
+  tidy_mug:
+    instruction: put the mug in the sink
+    goal: [[INSIDE, mug, sink]]
+    hint: the sink is in the kitchen
+  tidy_cup:
+    instruction: put the cup in the sink
+    goal: [[INSIDE, cup, sink]]
+    template: tidy
+    split: heldout
+panels:
+  train: {episodes: 4}
+"""
+
+
+def test_explicit_tasks_load_beside_templates(tmp_path):
+    suite = load_household_suite(str(_write(tmp_path, MIXED_SUITE)))
+    mug, cup = suite.task("tidy_mug"), suite.task("tidy_cup")
+    assert (mug.template, mug.goal, mug.slots) == ("tidy_mug", (("INSIDE", "mug", "sink"),), ())
+    assert mug.data == {"hint": "the sink is in the kitchen"} and cup.data == {}
+    assert cup.template == "tidy" and suite.templates == ("power", "tidy_mug", "tidy")
+    assert suite.splits["train"] == ("power:tv", "power:radio", "tidy_mug")
+    assert suite.splits["heldout"] == ("tidy_cup",)
+    assert suite.select("heldout", ["tidy"]) == [cup]
+    # default panels take the train panel's episode count; the YAML's train panel keeps its defaults too
+    assert {n: (p.split, p.seeds) for n, p in suite.panels.items()} == {
+        "train": ("train", (0, 1, 2, 3)), "test": ("train", tuple(range(200000, 200004))),
+        "heldout": ("heldout", tuple(range(100000, 100004)))}
+    # explicit household tasks play like templated ones
+    from omnigym.environments.household.env import HouseholdEnv
+    _, info = HouseholdEnv(suite=suite, split="heldout").reset(seed=0)
+    assert info[K.TASK_ID] == "tidy_cup" and info[K.INSTRUCTION] == "put the cup in the sink"
+
+
+def test_a_suite_without_heldout_tasks_has_no_heldout_panel(tmp_path):
+    path = _write(tmp_path, """\
+        tasks:
+          hold_mug: {instruction: pick up the mug, goal: [[HOLDS, mug, ""]]}
+        """)
+    suite = load_suite(path)
+    assert set(suite.panels) == {"train", "test"} and suite.splits["heldout"] == ()
+    assert suite.panel("train").seeds == tuple(range(50))
+
+
+def test_task_data_does_not_break_hashing_and_equality():
+    a = Task("t", "t", "do it", (), (), {"verify": {"stdout": "1"}})
+    b = Task("t", "t", "do it", (), (), {"verify": {"stdout": "2"}})
+    assert hash(a) == hash(b) and a != b and a == Task("t", "t", "do it", (), (), {"verify": {"stdout": "1"}})
+
+
+EXPLICIT_ERRORS = {
+    "no_instruction": ("tasks:\n  quiet: {goal: [[HOLDS, mug, \"\"]]}\n", ["quiet", "instruction"]),
+    "bad_split": ("tasks:\n  t1: {instruction: x, goal: [[HOLDS, mug, \"\"]], split: test}\n", ["t1", "split"]),
+    "goal_not_a_list": ("tasks:\n  t1: {instruction: x, goal: mug}\n", ["t1", "goal"]),
+    "bare_on": ("tasks:\n  t1: {instruction: x, goal: [[STATE, tv, ON]]}\n", ["t1", "ON"]),
+    "defined_twice": ("templates:\n  t1: {goal: [[HOLDS, mug, \"\"]]}\ntasks:\n  t1: {instruction: x}\n",
+                      ["t1", "twice"]),
+    "unknown_top_level_key": ("tasks:\n  t1: {instruction: x, goal: [[HOLDS, mug, \"\"]]}\npannels: {}\n",
+                              ["pannels"]),
+    "household_validation": ("tasks:\n  t1: {instruction: x, goal: [[HOLDS, flux_capacitor, \"\"]]}\n",
+                             ["t1", "flux_capacitor"]),
+}
+
+
+@pytest.mark.parametrize("case", sorted(EXPLICIT_ERRORS))
+def test_bad_explicit_tasks_raise_value_error_naming_file_and_task(tmp_path, case):
+    text, names = EXPLICIT_ERRORS[case]
+    path = _write(tmp_path, text, name=f"{case}.yaml")
+    with pytest.raises(ValueError) as exc:
+        load_household_suite(str(path))
+    for name in [str(path.resolve()), *names]:
+        assert name in str(exc.value), f"{name!r} not in: {exc.value}"
+
+
+def test_extras_go_through_the_family_hook(tmp_path):
+    path = _write(tmp_path, "tasks:\n  t1: {instruction: x}\nfixture: {files: {a.txt: hi}}\n")
+    seen = []
+    suite = load_suite(path, parse_extras=lambda extras, where: seen.append(where) or {"parsed": extras})
+    assert suite.extras == {"parsed": {"fixture": {"files": {"a.txt": "hi"}}}} and seen == [path]
+
+
+# ------------------------------------------------------------ family loader
+def test_load_family_suite_by_name_and_by_path_is_cached():
+    by_name = load_family_suite("household", "household")
+    assert load_family_suite("household") is by_name  # the family's DEFAULT_SUITE
+    assert load_family_suite("household", by_name.path) is by_name
+    assert load_household_suite() is by_name
+    shell = load_family_suite("shell")
+    assert shell.name == "freeform" and "fixture" in shell.extras and "freeform" in suite_names("shell")
+
+
+@pytest.mark.parametrize("family, name, expected", [
+    ("household", "no_such_suite", ["unknown household suite", "household", "a path to a .yaml file"]),
+    ("shell", "nope", ["unknown shell suite", "freeform"]),
+    ("gardening", "x", ["no task family 'gardening'", "household", "shell"]),
+])
+def test_load_family_suite_errors_list_the_choices(family, name, expected):
+    with pytest.raises(ValueError) as exc:
+        load_family_suite(family, name)
+    for text in expected:
+        assert text in str(exc.value), str(exc.value)
+
+
+def test_every_household_id_has_suite_panels():
+    for env_id in [e.id for e in omnigym.list_envs("household")]:
+        panels = omnigym.registry.panels_of(env_id)
+        assert panels["train"] == ("train", list(range(60)))
+        assert panels["test"] == ("train", list(range(200000, 200060)))
+        assert panels["heldout"][0] == "heldout"

@@ -1,26 +1,34 @@
 """HouseholdEnv: VirtualHome-style chores as a strict gymnasium environment.
 
-Modes (``obs_mode`` x ``action_mode``):
+Modes (``mode=``):
 
-- ``text`` / ``text``: read a description, write an action such as
+- ``text``: read a description, write an action such as
   ``[putin] <mug> (33) <microwave> (8)`` or ``put mug in microwave``;
-- ``text`` / ``discrete``: the action is an index into
-  ``info["admissible_actions"]``; ``info["action_mask"]`` marks valid indices;
-- ``vector`` / ``discrete``: a fixed-size float vector (see ``encoding``) for
-  MLP policies, with the same discrete actions.
+- ``discrete``: the same text observation; the action is an index into
+  ``info["admissible_actions"]`` and ``info["action_mask"]`` marks valid indices;
+- ``vector``: a fixed-size float vector (see ``encoding``) for MLP policies,
+  with the same discrete actions.
+
+In the text-observation modes each step returns the current view (never a
+transcript) and ``info["turn"]`` holds the chat messages the step added
+(``omnigym.conversation``). An invalid action changes nothing, says why in
+the observation and costs ``invalid_penalty``.
 
 ``reset(seed=s)`` fully determines the task and the apartment;
 ``options={"task": "put_in:mug:microwave"}`` picks a task,
 ``options={"scene": <VirtualHome graph dict>}`` plays in a given scene.
+``make_expert()`` gives the planner agent (privileged: it plans from the
+true state).
 """
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
 import gymnasium as gym
 import numpy as np
 
+from omnigym import contract
+from omnigym import conversation as chat
 from omnigym import info_keys as K
 from omnigym.environments.household import actions as A
 from omnigym.environments.household.encoding import (
@@ -32,49 +40,62 @@ from omnigym.suites import Task, TaskSuite
 from omnigym.text import fit_text, text_space
 
 MAX_TEXT = 8192
+MAX_ACTION = 512
+# mode -> (observation form, action form)
 MODES = {"text": ("text", "text"), "discrete": ("text", "discrete"), "vector": ("vector", "discrete")}
-
+HOW_TO_ACT = {
+    "text": ("You act in a home, one action per turn, written as a VirtualHome script line such as "
+             "[walk] <kitchen>, [grab] <mug> (12) or [putin] <mug> (12) <microwave> (8); a plain phrase "
+             "like 'put mug in microwave' works too. Verbs: {verbs}. You see only the room you are in, "
+             "and not inside closed containers."),
+    "discrete": ("You act in a home, one action per turn: answer with the index of one of the admissible "
+                 "actions (VirtualHome script lines such as [walk] <kitchen>). You see only the room you "
+                 "are in, and not inside closed containers."),
+}
 
 
 class HouseholdEnv(gym.Env):
     metadata = {"render_modes": ["ansi"], "render_fps": 4}
 
     def __init__(self, suite: TaskSuite | str | None = None, split: str = "train",
-                 templates: list[str] | None = None, mode: str | None = None,
-                 obs_mode: str = "text", action_mode: str = "text", max_actions: int = 160,
+                 templates: list[str] | None = None, mode: str = "text", max_actions: int = 160,
                  invalid_penalty: float = 0.0, progress_reward: float = 0.0,
                  render_mode: str | None = None):
-        if mode is not None:
-            if mode not in MODES:
-                raise ValueError(f"unknown mode {mode!r}; choose one of {sorted(MODES)}")
-            obs_mode, action_mode = MODES[mode]
-        if obs_mode not in ("text", "vector"):
-            raise ValueError(f"obs_mode must be 'text' or 'vector', got {obs_mode!r}")
-        if action_mode not in ("text", "discrete"):
-            raise ValueError(f"action_mode must be 'text' or 'discrete', got {action_mode!r}")
+        if mode not in MODES:
+            raise ValueError(f"unknown mode {mode!r}; choose one of {sorted(MODES)}")
         if render_mode not in (None, "ansi"):
             raise ValueError(f"render_mode must be None or 'ansi', got {render_mode!r}")
         from omnigym.tasks.household import load_household_suite
         self.suite = suite if isinstance(suite, TaskSuite) else load_household_suite(suite)
         self.tasks = self.suite.select(split, templates)
         self.split = split
-        self.obs_mode, self.action_mode = obs_mode, action_mode
+        self.mode = mode
         self.max_actions = max_actions
         self.invalid_penalty = float(invalid_penalty)
         self.progress_reward = float(progress_reward)
         self.render_mode = render_mode
         self.layout = VectorLayout(max_actions)
-        if obs_mode == "text":
+        if self.obs_mode == "text":
             self.observation_space = text_space(MAX_TEXT)
         else:
             self.observation_space = gym.spaces.Box(0.0, float(max(len(A.VERBS), self.layout.n_classes) + 1),
                                                     (self.layout.size,), np.float32)
-        if action_mode == "text":
-            self.action_space = text_space(512)
+        if self.action_mode == "text":
+            self.action_space = text_space(MAX_ACTION)
         else:
             self.action_space = gym.spaces.Discrete(max_actions)
         self.world = None
         self.task: Task | None = None
+        self._scene_nodes = None   # the nodes _scene_key was computed for
+        self._turn = None          # the last turn returned (text-observation modes)
+
+    @property
+    def obs_mode(self) -> str:
+        return MODES[self.mode][0]
+
+    @property
+    def action_mode(self) -> str:
+        return MODES[self.mode][1]
 
     # ------------------------------------------------------------ episode
     def reset(self, *, seed: int | None = None, options: dict | None = None):
@@ -104,25 +125,20 @@ class HouseholdEnv(gym.Env):
         self._invalid = False
         self._done = satisfied(self.world, task.goal)
         self._goal_block = encode_goal(task.goal, self._done, self.layout) if self.obs_mode == "vector" else None
-        return self._observe()
+        system = HOW_TO_ACT.get(self.mode, "").format(verbs=", ".join(A.VERBS))
+        return self._observe([chat.system(f"{system}\n\nTask: {task.instruction}.")])
 
     def step(self, action):
-        if self.world is None:
-            raise gym.error.ResetNeeded("call reset() before step()")
-        parsed = self._parse(action)
+        contract.require_reset(self.world is not None)
+        parsed, said = self._parse(action)
         reward = 0.0
-        if isinstance(parsed, str):
-            self._invalid, self._feedback = True, f"Invalid action: {parsed}."
+        if isinstance(parsed, contract.Invalid):
+            self._invalid, self._feedback = True, contract.invalid_feedback(parsed)
         else:
             reason = A.execute(self.world, parsed)
-            if reason is None:
-                self._invalid = False
-                self._feedback = f"Last action: {A.format_action(self.world, parsed)} (done)."
-            else:
-                self._invalid = True
-                self._feedback = f"Invalid action {A.format_action(self.world, parsed)}: {reason}."
-        if self._invalid:
-            reward -= self.invalid_penalty
+            self._invalid = reason is not None
+            self._feedback = contract.invalid_feedback(f"{A.format_action(self.world, parsed)}: {reason}") \
+                if self._invalid else f"Last action: {A.format_action(self.world, parsed)} (done)."
         before = sum(self._done)
         self._done = satisfied(self.world, self.task.goal)
         success = all(self._done)
@@ -132,30 +148,39 @@ class HouseholdEnv(gym.Env):
             reward += 1.0
         if self._goal_block is not None:
             self._goal_block = encode_goal(self.task.goal, self._done, self.layout)
-        obs, info = self._observe()
-        return obs, reward, success, False, info
+        obs, info = self._observe([chat.assistant(said)])
+        return obs, contract.penalised(reward, self._invalid, self.invalid_penalty), success, False, info
+
+    def state_key(self) -> str:
+        """The world (scene + dynamic state) and the task's goal and wording."""
+        return contract.hash_key(self._scene_key(), self.world.canonical(), self.task.goal, self.task.instruction)
 
     # ------------------------------------------------------------ helpers
-    def _parse(self, action):
+    def _parse(self, action) -> tuple:
+        """(the action or why it is invalid, the action as the assistant's words)."""
         if self.action_mode == "discrete":
-            try:
-                if isinstance(action, (bool, np.bool_)) or isinstance(action, (str, bytes)):
-                    raise TypeError
-                index = int(action)
-                if index != action:  # 1.5 is not an index; 2.0 and np.int64(2) are
-                    raise TypeError
-            except (TypeError, ValueError, OverflowError):
-                return f"discrete actions are integer indices, got {str(action)[:40]!r}"
-            if not 0 <= index < len(self._actions):
-                return (f"index {index} is not admissible; valid indices are "
-                        f"0..{len(self._actions) - 1} (see info['admissible_actions'])")
-            return self._actions[index]
-        if isinstance(action, (bytes, bytearray)):
-            action = action.decode("utf-8", "replace")
-        return A.parse_action(self.world, action) if isinstance(action, str) else \
-            f"text actions are strings, got {type(action).__name__}"
+            index = contract.parse_index(action, len(self._actions))
+            if isinstance(index, contract.Invalid):
+                return index, chat.action_text(action)[:MAX_ACTION]
+            return self._actions[index], self._strings[index]
+        text = contract.parse_text(action, MAX_ACTION, allow_empty=True)
+        if isinstance(text, contract.Invalid):
+            return text, chat.action_text(action)[:MAX_ACTION]
+        parsed = A.parse_action(self.world, text)
+        return (contract.Invalid(parsed) if isinstance(parsed, str) else parsed), text
 
-    def _observe(self):
+    def _scene_key(self) -> str:
+        """The scene's static part, hashed once per scene."""
+        if self._scene_nodes is not self.world.nodes:
+            self._scene_nodes = self.world.nodes
+            self._scene_hash = contract.hash_key([(n.id, n.class_name, n.category, n.props) for n in self.world.nodes],
+                                                 self.world.char_id)
+        return self._scene_hash
+
+    def _observe(self, turn: list[dict] | None):
+        """(obs, info) of the current state. ``turn``: the messages of this reset
+        or step before the observation (which is appended as the user message);
+        None keeps the last turn (a restored snapshot's)."""
         world = self.world
         visible = world.visible()
         self._actions = A.admissible(world, visible)
@@ -165,26 +190,29 @@ class HouseholdEnv(gym.Env):
             gym.logger.warn(f"{len(self._actions)} admissible actions exceed max_actions="
                             f"{self.max_actions}; raise max_actions to keep them all")
             self._actions = self._actions[:self.max_actions]
-        strings = action_strings(world, self._actions)
+        self._strings = action_strings(world, self._actions)
         if self.obs_mode == "text":
             obs = fit_text(render_text(world, visible, self.task.instruction, self._feedback), MAX_TEXT)
         else:
             obs = encode_vector(world, visible, self._actions, self._goal_block, self.layout)
         mask = np.zeros(self.max_actions, dtype=np.bool_)
-        mask[:len(strings)] = True
+        mask[:len(self._strings)] = True
         info = {
             K.SUCCESS: all(self._done),
             K.INSTRUCTION: self.task.instruction,
-            K.ADMISSIBLE_ACTIONS: strings,
+            K.ADMISSIBLE_ACTIONS: list(self._strings),
             K.ACTION_MASK: mask,
             K.INVALID_ACTION: self._invalid,
-            K.STATE_KEY: hashlib.blake2b(world.canonical(), digest_size=12).hexdigest(),
+            K.STATE_KEY: self.state_key(),
             K.TASK_ID: self.task.id,
             "template": self.task.template,
             "feedback": self._feedback,
             "goal_progress": sum(self._done) / len(self._done),
         }
-        self._last_obs = obs
+        if self.obs_mode == "text":
+            if turn is not None:
+                self._turn = turn + [chat.user(obs)]
+            info[K.TURN] = self._turn
         return obs, info
 
     def render(self):
@@ -204,13 +232,14 @@ class HouseholdEnv(gym.Env):
     # ------------------------------------------------------------ snapshots
     def get_state(self) -> dict:
         """Everything needed to continue this episode exactly (cheap: tuples)."""
-        if self.world is None:
-            raise gym.error.ResetNeeded("call reset() before get_state()")
+        contract.require_reset(self.world is not None, "get_state")
         return {"nodes": self.world.nodes, "char_id": self.world.char_id, "world": self.world.get_state(),
-                "task": self.task, "feedback": self._feedback, "invalid": self._invalid}
+                "task": self.task, "feedback": self._feedback, "invalid": self._invalid,
+                "turn": self._turn}
 
     def set_state(self, state: dict) -> tuple:
-        """Restore a snapshot; returns ``(obs, info)`` as seen at that moment."""
+        """Restore a snapshot (from any mode, into this env or a fresh one);
+        returns ``(obs, info)`` as seen at that moment."""
         from omnigym.environments.household.world import Character, World
         if self.world is None or self.world.nodes is not state["nodes"]:
             parent, rel, st, char = state["world"]
@@ -222,13 +251,14 @@ class HouseholdEnv(gym.Env):
         self._feedback, self._invalid = state["feedback"], state["invalid"]
         self._done = satisfied(self.world, self.task.goal)
         self._goal_block = encode_goal(self.task.goal, self._done, self.layout) if self.obs_mode == "vector" else None
-        return self._observe()
+        self._turn = state["turn"]
+        return self._observe(None)
 
     # ------------------------------------------------------------ expert
-    def expert_plan(self) -> list[str]:
-        """A shortest action sequence from the current state (text actions)."""
-        from omnigym.environments.household.planner import plan
-        return [A.format_action(self.world, a) for a in plan(self.world, self.task.goal)]
+    def make_expert(self, **kwargs):
+        """The planner agent: shortest plans from the true state (privileged)."""
+        from omnigym.environments.household.expert import PlannerExpert
+        return PlannerExpert(**kwargs)
 
     def save_scene(self, path: str | Path | None = None) -> dict:
         """The current scene as a VirtualHome JSON graph (written to ``path`` if given)."""

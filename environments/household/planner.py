@@ -77,3 +77,9 @@ def _unwind(parents: dict, state: tuple) -> list[tuple]:
         state, move = parents[state]
         path.append(move)
     return path[::-1]
+
+
+def plan_lines(world: World, goal) -> list[str]:
+    """``plan`` as canonical action lines (what the text mode accepts and
+    ``info["admissible_actions"]`` lists)."""
+    return [A.format_action(world, move) for move in plan(world, goal)]

@@ -3,10 +3,11 @@ template, all in every mode. ``omnigym.make("household/PutIn-v0", mode="discrete
 from __future__ import annotations
 
 from omnigym.registry import register
-from omnigym.tasks.household import DEFAULT_SUITE, load_household_suite, suite_paths
+from omnigym.suites import suite_names
+from omnigym.tasks.household import DEFAULT_SUITE, load_household_suite
 
 ENTRY = "omnigym.environments.household.env:HouseholdEnv"
-EXPERT = "omnigym.environments.household.expert:PlannerPolicy"
+EXPERT = "shortest plan from the true state (privileged); re-plans when the world differs from the plan"
 MODES = ("text", "discrete", "vector")
 
 
@@ -35,5 +36,5 @@ def register_suite(name_or_path: str) -> list[str]:
     return ids
 
 
-for _name in suite_paths():
+for _name in suite_names("household"):
     register_suite(_name)

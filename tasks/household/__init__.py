@@ -1,17 +1,13 @@
 """Household task suites: every ``*.yaml`` in this folder is one suite.
 
-``load_household_suite(name_or_path)`` loads a suite and checks each task
-against the household catalog, so a typo in a YAML file fails at load time
-with the file and template named.
+``validate_task`` checks each task against the household catalog, so a typo
+in a YAML file fails at load time with the file and template named
+(``omnigym.suites.load_family_suite("household", name_or_path)`` applies it).
 """
 from __future__ import annotations
 
-from functools import lru_cache
-from pathlib import Path
+from omnigym.suites import Task, TaskSuite, load_family_suite
 
-from omnigym.suites import Task, TaskSuite, load_suite
-
-SUITE_DIR = Path(__file__).parent
 DEFAULT_SUITE = "household"
 
 
@@ -39,26 +35,6 @@ def validate_task(task: Task) -> None:
             raise ValueError(f"unknown state {b!r}; states: {STATES}")
 
 
-def suite_paths() -> dict[str, Path]:
-    return {p.stem: p for p in sorted(SUITE_DIR.glob("*.yaml"))}
-
-
-@lru_cache(maxsize=32)
-def _load(path: str) -> TaskSuite:
-    return load_suite(path, validate=validate_task)
-
-
 def load_household_suite(name_or_path: str | None = None) -> TaskSuite:
-    """A suite by name (a YAML file in this folder) or by path."""
-    name_or_path = name_or_path or DEFAULT_SUITE
-    paths = suite_paths()
-    if name_or_path in paths:
-        return _load(str(paths[name_or_path]))
-    path = Path(name_or_path)
-    if path.suffix in (".yaml", ".yml") and path.exists():
-        return _load(str(path.resolve()))
-    raise ValueError(f"unknown household suite {name_or_path!r}; available: {sorted(paths)} "
-                     f"or a path to a .yaml file")
-
-
-load_suite_by_name = load_household_suite
+    """A household suite by name (a YAML file in this folder) or by path."""
+    return load_family_suite("household", name_or_path)

@@ -6,12 +6,8 @@ composes), so a typo fails at load time with the file and template named.
 """
 from __future__ import annotations
 
-from functools import lru_cache
-from pathlib import Path
+from omnigym.suites import Task, TaskSuite, load_family_suite
 
-from omnigym.suites import Task, TaskSuite, load_suite
-
-SUITE_DIR = Path(__file__).parent
 DEFAULT_SUITE = "tools"
 
 
@@ -41,19 +37,6 @@ def validate_task(task: Task) -> None:
             raise ValueError(f"relation path {'.'.join(path)!r} does not compose (see questions.valid_paths)")
 
 
-def suite_paths() -> list[str]:
-    return sorted(p.stem for p in SUITE_DIR.glob("*.yaml"))
-
-
-@lru_cache(maxsize=None)
 def load_tools_suite(name_or_path: str | None = None) -> TaskSuite:
-    name_or_path = name_or_path or DEFAULT_SUITE
-    path = Path(name_or_path)
-    if path.suffix not in (".yaml", ".yml"):
-        path = SUITE_DIR / f"{name_or_path}.yaml"
-    if not path.exists():
-        raise ValueError(f"no tools suite {name_or_path!r}; available: {suite_paths()}")
-    return load_suite(path, validate=validate_task)
-
-
-load_suite_by_name = load_tools_suite
+    """A tools suite by name (a YAML file in this folder) or by path."""
+    return load_family_suite("tools", name_or_path)
