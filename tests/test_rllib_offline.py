@@ -22,8 +22,8 @@ from omnigym.rllib.offline import (  # noqa: E402
     episodes_to_rllib_table,
     greedy_action,
     mask_in_observation,
-    trained_module,
 )
+from omnigym.rllib.inference import trained_module  # noqa: E402
 from omnigym.rollout import rollout  # noqa: E402
 
 HOLD = "household/Hold-v0"

@@ -77,9 +77,10 @@ def test_training_on_a_masked_household_env_never_takes_an_invalid_action(tmp_pa
     import ray
     from ray.rllib.algorithms.algorithm import Algorithm
     from omnigym.rllib import envs
+    from omnigym.rllib.env_spec import resolve_env
     ray.init(address="local", num_cpus=1, include_dashboard=False, log_to_driver=False, ignore_reinit_error=True)
     try:
-        envs.register("household/Hold-v0", {"mode": "vector", "progress_reward": 0.5})
+        envs.register(resolve_env("household/Hold-v0", {"mode": "vector", "progress_reward": 0.5}))
         algo = Algorithm.from_checkpoint(str(tmp_path / "run" / "checkpoints" / "iter_00001"))
         episodes = algo.env_runner.sample(num_timesteps=600, random_actions=False)
         infos = [i for e in episodes for i in e.get_infos()]
@@ -87,6 +88,73 @@ def test_training_on_a_masked_household_env_never_takes_an_invalid_action(tmp_pa
         algo.stop()
     finally:
         ray.shutdown()
+
+
+# --------------------------------------------------- configs and inference
+CONFIGS = ROOT / "platform" / "omnigym" / "configs"
+
+
+def test_every_algo_and_policy_config_names_a_builder():
+    from hydra.utils import get_method
+    from omegaconf import OmegaConf
+    for group in ("algo", "policy"):
+        for path in sorted((CONFIGS / group).glob("*.yaml")):
+            node = OmegaConf.load(path)
+            assert callable(get_method(node._target_)), path
+            if node.get("module"):
+                assert callable(get_method(node.module)), path
+
+
+def test_the_train_env_is_described_once_and_groups_must_fill_the_sub_envs():
+    from omnigym.rllib.env_spec import train_env
+    from omnigym.rllib.train import compose
+    env = train_env(compose(["env=cartpole"]))
+    assert (env.id, env.mask, env.layout, env.groups) == ("CartPole-v1", False, None, None)
+    assert env.observation_space.shape == (4,) and env.action_space.n == 2
+    grouped = train_env(compose(["env=cartpole", "groups.size=2", "resources.num_envs_per_env_runner=4"]))
+    assert (grouped.groups.group_size, grouped.groups.num_groups) == (2, 2)
+    with pytest.raises(ValueError, match="must divide"):
+        train_env(compose(["env=cartpole", "groups.size=3", "resources.num_envs_per_env_runner=4"]))
+
+
+def test_the_scorer_needs_an_env_that_describes_its_action_table():
+    from omnigym.rllib.env_spec import TrainEnv
+    from omnigym.rllib.policies import action_scorer
+    space = gym.spaces.Box(0, 10, (4 + 3 * 3,), np.float32)
+    policy = {"name": "scorer", "config": {"embed": 8}}
+    with pytest.raises(ValueError, match="policy=mlp"):
+        action_scorer(policy, TrainEnv("x", observation_space=space, action_space=gym.spaces.Discrete(3)))
+    layout = {"state_dim": 4, "slots": 3, "fields": 3, "vocab": 11}
+    spec = action_scorer(policy, TrainEnv("x", observation_space=space, action_space=gym.spaces.Discrete(3),
+                                          layout=layout))["rl_module_spec"]
+    assert spec.model_config["policy_config"] == {**layout, "embed": 8}
+    assert spec.build().policy is not None
+
+
+def _policy(observation_space, action_space, greedy=True):
+    from omnigym.rllib.env_spec import TrainEnv
+    from omnigym.rllib.inference import RLModulePolicy
+    from omnigym.rllib.policies import omnigym_policy
+    env = TrainEnv("x", observation_space=observation_space, action_space=action_space)
+    spec = omnigym_policy({"name": "mlp", "config": {"hidden": [8]}}, env)["rl_module_spec"]
+    return RLModulePolicy(spec.build(), greedy=greedy)
+
+
+def test_act_batch_gives_act_for_each_observation_in_one_pass():
+    n, rng = 6, np.random.default_rng(0)
+    inner = gym.spaces.Box(-1, 1, (5,), np.float32)
+    masked = gym.spaces.Dict({"observations": inner, "action_mask": gym.spaces.Box(0, 1, (n,), np.float32)})
+    obs = [rng.uniform(-1, 1, 5).astype(np.float32) for _ in range(64)]
+    infos = [{"action_mask": np.eye(n, dtype=bool)[i % n] | np.eye(n, dtype=bool)[(i + 1) % n]} for i in range(64)]
+    greedy = _policy(masked, gym.spaces.Discrete(n))
+    actions = greedy.act_batch(obs, infos)
+    assert actions == [greedy.act(o, i) for o, i in zip(obs, infos)]
+    assert all(i["action_mask"][a] for a, i in zip(actions, infos))           # masked actions never come out
+    sampled = _policy(masked, gym.spaces.Discrete(n), greedy=False).act_batch(obs * 4, infos * 4)
+    assert all(i["action_mask"][a] for a, i in zip(sampled, infos * 4)) and len(set(sampled)) == n
+    box = gym.spaces.Box(-0.5, 0.5, (2,), np.float32)
+    continuous = _policy(inner, box, greedy=False).act_batch(obs, [{}] * len(obs))
+    assert len(continuous) == len(obs) and all(a.shape == (2,) and box.contains(a) for a in continuous)
 
 
 # ------------------------------------------------------------- the command

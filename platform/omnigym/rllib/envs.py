@@ -1,9 +1,10 @@
-"""Environments for RLlib workers, by id.
+"""Environments for RLlib workers, built from a resolved ``TrainEnv``.
 
-``register(env_id)`` registers a creator with ``ray.tune.register_env`` whose
-body imports omnigym, so remote env runners (other processes, other nodes)
-build the env themselves: custom and user-registered ids work as long as the
-worker can import the module that registers them (``env_modules``).
+``register(env)`` registers an ``EnvCreator`` with ``ray.tune.register_env``;
+the creator travels to remote env runners (other processes, other nodes),
+imports the env's modules there and builds the env exactly as the spec says,
+without probing it again: custom and user-registered ids work as long as the
+worker can import the modules that register them (``env.modules``).
 
 RLlib cannot read ``info["action_mask"]``, so ``MaskInObservation`` moves the
 mask into a Dict observation ``{"observations", "action_mask"}``, the form
@@ -12,11 +13,15 @@ omnigym's RLModules (and RLlib's action-masking examples) expect.
 from __future__ import annotations
 
 import importlib
+from typing import TYPE_CHECKING
 
 import gymnasium as gym
 import numpy as np
 
 from omnigym import info_keys as K
+
+if TYPE_CHECKING:
+    from omnigym.rllib.env_spec import TrainEnv
 
 
 class MaskInObservation(gym.ObservationWrapper):
@@ -53,41 +58,75 @@ class MaskInObservation(gym.ObservationWrapper):
         return {"observations": obs, "action_mask": self._mask}
 
 
-def wants_mask(env: gym.Env) -> bool:
-    """True when the env reports action masks for a Discrete action space."""
-    if not isinstance(env.action_space, gym.spaces.Discrete):
-        return False
-    _, info = env.reset(seed=0)
-    return K.ACTION_MASK in info
-
-
-def make_env(env_id: str, env_kwargs: dict | None = None, env_modules: tuple = (),
-             mask: bool | None = None) -> gym.Env:
-    """The env as RLlib workers see it (importing user modules first)."""
-    for module in env_modules:
+def import_modules(modules) -> None:
+    """Import the modules that register user envs (on the driver and on every worker)."""
+    for module in modules:
         importlib.import_module(module)
+
+
+def make_env(env: TrainEnv, env_config: dict | None = None, slot: int | None = None) -> gym.Env:
+    """The env as RLlib workers see it. ``env_config`` (RLlib's, if any)
+    overrides the spec's kwargs; ``slot`` numbers the sub-env for grouped
+    resets (needed exactly when the spec has a group schedule)."""
+    import_modules(env.modules)
     from omnigym.registry import make
-    env = make(env_id, **(env_kwargs or {}))
-    if mask is None:
-        mask = wants_mask(env)
-    return MaskInObservation(env) if mask else env
+    built = make(env.id, **{**env.kwargs, **dict(env_config or {})})
+    if env.groups is not None:
+        from omnigym.groups import GroupedResets
+        if slot is None:
+            raise ValueError(f"{env.id} resets in groups: give the sub-env's slot")
+        built = GroupedResets(built, env.groups, slot)
+    return MaskInObservation(built) if env.mask else built
+
+
+def sub_env_slot(worker_index: int, vector_index: int, envs_per_runner: int) -> int:
+    """The global number of a sub-env across env runners. Remote runners are
+    1..N; the local runner (0) holds envs only when there are no remote ones."""
+    return max(worker_index - 1, 0) * envs_per_runner + vector_index
+
+
+def _next_vector_index(ctx) -> int:
+    """Which sub-env of its runner the creator is building now.
+
+    RLlib 2.60's ``SingleAgentEnvRunner.make_env`` builds ONE ``EnvContext``
+    per (re)build of its vector env and calls the creator with that same
+    object once per sub-env, in order (``gym.make_vec``, sync mode), leaving
+    ``vector_index`` at 0 for all of them. So the n-th call with a given
+    context object builds sub-env n: we count the calls on the context itself.
+    A per-process counter would drift when a runner rebuilds its envs;
+    async vectorisation would copy the context into each subprocess (every
+    sub-env would count 0), which is why grouped resets need the default sync
+    mode.
+    """
+    index = getattr(ctx, "_omnigym_sub_envs_made", 0)
+    ctx._omnigym_sub_envs_made = index + 1
+    return index
+
+
+class EnvCreator:
+    """``ray.tune`` env creator: ``EnvContext -> env`` for one ``TrainEnv``."""
+
+    def __init__(self, env: TrainEnv, envs_per_runner: int = 1):
+        self.env = env
+        self.envs_per_runner = envs_per_runner
+
+    def __call__(self, ctx) -> gym.Env:
+        slot = None
+        if self.env.groups is not None:
+            slot = sub_env_slot(int(getattr(ctx, "worker_index", 0) or 0), _next_vector_index(ctx),
+                                self.envs_per_runner)
+        return make_env(self.env, dict(ctx or {}), slot)
 
 
 def rllib_env_name(env_id: str) -> str:
     return f"omnigym:{env_id}"
 
 
-def register(env_id: str, env_kwargs: dict | None = None, env_modules: tuple = (),
-             mask: bool | None = None) -> str:
-    """Register ``env_id`` with Ray Tune; returns the name to give RLlib."""
+def register(env: TrainEnv, envs_per_runner: int = 1) -> str:
+    """Register ``env`` with Ray Tune; returns the name to give RLlib.
+    ``envs_per_runner``: RLlib's ``num_envs_per_env_runner`` (numbers the
+    sub-envs of grouped resets)."""
     from ray.tune.registry import register_env
-    kwargs, modules = dict(env_kwargs or {}), tuple(env_modules)
-
-    def creator(env_config):
-        # Runs on every worker: import inside so remote processes build the env.
-        from omnigym.rllib.envs import make_env as _make
-        return _make(env_id, {**kwargs, **dict(env_config or {})}, modules, mask)
-
-    name = rllib_env_name(env_id)
-    register_env(name, creator)
+    name = rllib_env_name(env.id)
+    register_env(name, EnvCreator(env, envs_per_runner))
     return name

@@ -35,8 +35,22 @@ def is_checkpoint(spec) -> bool:
         return False
 
 
+def trained_module(algo, module_id: str | None = None):
+    """A standalone copy of the RLModule an algorithm trains (in eval mode),
+    built from ``algo.config``'s spec with the learner's weights: the
+    learner holds the truth for every algorithm, BC (no env runners) included,
+    with local and remote learners alike."""
+    from ray.rllib.core import DEFAULT_MODULE_ID
+    module_id = module_id or DEFAULT_MODULE_ID
+    module = algo.config.get_rl_module_spec().build()
+    module.set_state(algo.learner_group.get_weights([module_id])[module_id])
+    module.eval()
+    return module
+
+
 class RLModulePolicy:
-    """Greedy (or sampled) actions from an RLlib RLModule."""
+    """Greedy (or sampled) actions from an RLlib RLModule, one observation
+    (``act``) or a batch of them in one forward pass (``act_batch``)."""
 
     def __init__(self, module, name: str = "trained", greedy: bool = True, seed: int = 0):
         import torch
@@ -60,24 +74,29 @@ class RLModulePolicy:
         self.rng = np.random.default_rng([seed or 0, member or 0])
 
     def act(self, obs, info):
+        return self.act_batch([obs], [info])[0]
+
+    def act_batch(self, observations: list, infos: list) -> list:
+        """One action per observation, from a single forward pass."""
         torch = self.torch
         from ray.rllib.core.columns import Columns
-        x = torch.as_tensor(np.asarray(obs, dtype=np.float32)[None])
+        x = torch.as_tensor(np.stack([np.asarray(o, dtype=np.float32) for o in observations]))
         if self.masked:
-            mask = info.get(K.ACTION_MASK)
-            mask = np.ones(self.module.action_space.n, np.float32) if mask is None else np.asarray(mask, np.float32)
-            x = {"observations": x, "action_mask": torch.as_tensor(mask[None])}
+            x = {"observations": x, "action_mask": torch.as_tensor(np.stack([self._mask(i) for i in infos]))}
         with torch.no_grad():
             out = self.module.forward_inference({Columns.OBS: x})
-        logits = out[Columns.ACTION_DIST_INPUTS][0].numpy()
+        logits = out[Columns.ACTION_DIST_INPUTS].numpy()
         space = self.module.action_space
         if hasattr(space, "n"):
-            if self.greedy:
-                return int(np.argmax(logits))
-            p = np.exp(logits - logits.max())
-            return int(self.rng.choice(len(p), p=p / p.sum()))
-        mean, log_std = np.split(logits, 2)
-        action = mean if self.greedy else mean + np.exp(log_std) * self.rng.standard_normal(mean.shape)
+            if not self.greedy:  # Gumbel-max: one exact sample per row of the softmax
+                logits = logits - np.log(-np.log(self.rng.uniform(1e-12, 1.0, logits.shape)))
+            return [int(a) for a in np.argmax(logits, axis=-1)]
+        mean, log_std = np.split(logits, 2, axis=-1)
+        actions = mean if self.greedy else mean + np.exp(log_std) * self.rng.standard_normal(mean.shape)
         if self.squashed:
-            action = space.low + (np.tanh(action) + 1.0) * 0.5 * (space.high - space.low)
-        return np.clip(action, space.low, space.high).astype(space.dtype)
+            actions = space.low + (np.tanh(actions) + 1.0) * 0.5 * (space.high - space.low)
+        return list(np.clip(actions, space.low, space.high).astype(space.dtype))
+
+    def _mask(self, info: dict) -> np.ndarray:
+        mask = info.get(K.ACTION_MASK)
+        return np.ones(self.module.action_space.n, np.float32) if mask is None else np.asarray(mask, np.float32)

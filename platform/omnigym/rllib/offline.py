@@ -75,8 +75,8 @@ __all__ = [
     "mask_in_observation",
     "bc_config",
     "offline_files",
-    "trained_module",
     "greedy_action",
+    "record_demonstrations",
 ]
 
 #: Column names in the order they are written (RLlib's ``Columns`` values).
@@ -290,25 +290,18 @@ def _apply_overrides(config, overrides: dict) -> None:
         getattr(config, section)(**kwargs)
 
 
-def _omnigym_ids() -> set[str]:
-    from omnigym.registry import list_envs
-    return {e.id for e in list_envs()}
-
-
-def bc_config(env_name_or_id: str, data_path: str | os.PathLike | list, *,
-              env_config: dict | None = None, observation_space=None, action_space=None,
-              mask: bool | None = None, train_batch_size_per_learner: int = 256,
-              dataset_num_iters_per_learner: int = 10, lr: float = 1e-3,
-              **overrides):
+def bc_config(env, data_path: str | os.PathLike | list, *, env_config: dict | None = None,
+              train_batch_size_per_learner: int = 256, dataset_num_iters_per_learner: int = 10,
+              lr: float = 1e-3, **overrides):
     """A ``BCConfig`` (RLlib 2.60, new API stack) that trains on ``data_path``.
 
-    ``env_name_or_id``: an omnigym id (registered for RLlib through
-    ``omnigym.rllib.envs.register`` with ``env_config`` as env kwargs and,
+    ``env``: a resolved :class:`~omnigym.rllib.env_spec.TrainEnv` (what
+    ``omnigym train`` passes), or an omnigym or gymnasium id, resolved here
+    with ``env_config`` as its kwargs. Its spaces are the ones RLlib sees:
     when the env reports action masks, the Dict observation
-    ``{"observations", "action_mask"}`` - record with
-    ``obs_transform=mask_in_observation`` then), a gymnasium id, or a name
-    registered with ``ray.tune.register_env`` (then give both spaces).
-    Spaces default to the env's; they must match what the data holds.
+    ``{"observations", "action_mask"}`` (record with
+    ``obs_transform=mask_in_observation`` then); they must match what the
+    data holds.
 
     ``data_path``: what :func:`episodes_to_rllib_offline` returned (a
     directory or list of Parquet files). The settings suit a small machine:
@@ -326,42 +319,18 @@ def bc_config(env_name_or_id: str, data_path: str | os.PathLike | list, *,
     ``evaluation_interval=1``); each goes to the method that takes it and an
     unknown keyword raises ``TypeError``.
     """
-    import gymnasium as gym
     import ray
     from ray.rllib.algorithms.bc import BCConfig
+    from omnigym.rllib import envs as rl_envs
+    from omnigym.rllib.env_spec import TrainEnv, resolve_env
 
-    env_config = dict(env_config or {})
-    env_name = env_name_or_id
-    if observation_space is None or action_space is None:
-        if env_name_or_id in _omnigym_ids():
-            from omnigym.rllib import envs as rl_envs
-            env_name = rl_envs.register(env_name_or_id, env_config, mask=mask)
-            probe = rl_envs.make_env(env_name_or_id, env_config, mask=mask)
-        elif env_name_or_id in gym.registry:
-            probe = gym.make(env_name_or_id, **env_config)
-        else:
-            raise ValueError(f"{env_name_or_id!r} is neither an omnigym nor a gymnasium id: "
-                             "pass observation_space and action_space")
-        try:
-            if observation_space is None:
-                observation_space = probe.observation_space
-            if action_space is None:
-                action_space = probe.action_space
-        finally:
-            probe.close()
-    elif env_name_or_id in _omnigym_ids():
-        from omnigym.rllib import envs as rl_envs
-        env_name = rl_envs.register(env_name_or_id, env_config, mask=mask)
-
-    if isinstance(data_path, (list, tuple)):
-        input_ = [str(p) for p in data_path]
-    else:
-        input_ = [str(data_path)]
-
+    if not isinstance(env, TrainEnv):
+        env = resolve_env(env, env_config)
+    input_ = [str(p) for p in data_path] if isinstance(data_path, (list, tuple)) else [str(data_path)]
     config = (
         BCConfig()
-        .environment(env=env_name, env_config=env_config,
-                     observation_space=observation_space, action_space=action_space)
+        .environment(env=rl_envs.register(env), observation_space=env.observation_space,
+                     action_space=env.action_space)
         .learners(num_learners=0)
         .env_runners(num_env_runners=0)
         .training(lr=lr, train_batch_size_per_learner=train_batch_size_per_learner)
@@ -383,23 +352,6 @@ def bc_config(env_name_or_id: str, data_path: str | os.PathLike | list, *,
 # --------------------------------------------------------------------------
 # Using the trained policy
 # --------------------------------------------------------------------------
-def trained_module(algo, module_id: str | None = None):
-    """A standalone copy of the trained RLModule (in eval mode).
-
-    BC trains without env runners, so ``algo.get_module()`` has nothing to
-    read from; this builds the module from ``algo.config``'s spec and loads the
-    learner's weights (works with local and remote learners).
-    """
-    from ray.rllib.core import DEFAULT_MODULE_ID
-
-    module_id = module_id or DEFAULT_MODULE_ID
-    module = algo.config.get_rl_module_spec().build()
-    module.set_state(algo.learner_group.get_weights([module_id])[module_id])
-    if hasattr(module, "eval"):
-        module.eval()
-    return module
-
-
 def greedy_action(module, obs) -> int:
     """The most likely action of a Discrete-action torch RLModule for one observation."""
     import torch
@@ -415,23 +367,17 @@ def greedy_action(module, obs) -> int:
 # --------------------------------------------------------------------------
 # omnigym train algo=bc
 # --------------------------------------------------------------------------
-def record_demonstrations(cfg, out_dir: str | os.PathLike) -> str:
-    """Roll out ``cfg.algo.demonstrations.policy`` (the env's expert by
-    default) on its seed range and write them for BC; returns the folder.
+def record_demonstrations(policy: str, seeds: Iterable[int], env, out_dir: str | os.PathLike, *,
+                          shuffle_seed: int | None = None, progress: bool = False) -> str:
+    """Roll out ``policy`` (e.g. the env's ``expert``) on ``seeds`` of the
+    resolved ``env`` and write the episodes for BC in the observation form
+    RLlib sees (the mask moved in when ``env.mask``); returns the folder.
     Reuses the folder when a resumed run already wrote it."""
-    from omnigym.rllib import envs as rl_envs
-    from omnigym.rllib.algo_config import to_dict
     from omnigym.rollout import rollout
     out_dir = Path(out_dir)
     if offline_files(out_dir):
         return str(out_dir)
-    demo = cfg.algo.demonstrations
-    env_kwargs = to_dict(cfg.env.kwargs)
-    first, last = int(demo.seeds[0]), int(demo.seeds[1])
-    episodes = rollout(demo.policy, cfg.env.id, range(first, last + 1), env_kwargs=env_kwargs,
-                       progress=bool(cfg.progress), desc=f"demonstrations ({demo.policy})")
-    probe = rl_envs.make_env(cfg.env.id, env_kwargs, tuple(cfg.env.modules or ()))
-    masked = isinstance(probe.observation_space, __import__("gymnasium").spaces.Dict)
-    probe.close()
-    return episodes_to_rllib_offline(episodes, out_dir, mask_in_observation if masked else None,
-                                     shuffle_seed=int(cfg.seed))
+    episodes = rollout(policy, env.id, seeds, env_kwargs=env.kwargs, progress=progress,
+                       desc=f"demonstrations ({policy})")
+    return episodes_to_rllib_offline(episodes, out_dir, mask_in_observation if env.mask else None,
+                                     shuffle_seed=shuffle_seed)

@@ -10,7 +10,6 @@ final ``report/`` (trained vs baselines, learning curves).
 from __future__ import annotations
 
 import csv
-import importlib
 import os
 import shutil
 import time
@@ -18,6 +17,8 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 from tqdm.auto import tqdm
+
+from omnigym.rllib.inference import trained_module
 
 CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
 METRIC_FIELDS = ["iteration", "env_steps", "episode_return_mean", "episode_len_mean", "episodes",
@@ -144,15 +145,6 @@ def evaluate_module(module, cfg, name: str) -> dict:
 
 
 # -------------------------------------------------------------------- run
-def trained_module(algo):
-    """The policy being trained (BC has no env runners to ask for it)."""
-    from omnigym.rllib.offline import trained_module as from_learner
-    try:
-        return algo.get_module()
-    except AttributeError:
-        return from_learner(algo)
-
-
 def prepare_run(cfg: DictConfig) -> tuple[DictConfig, Path, Path | None]:
     """Resolve the run folder; on resume, reload the saved config."""
     run_dir = Path(cfg.out_dir).resolve()  # RLlib's checkpointing wants absolute paths
@@ -189,30 +181,29 @@ def init_ray(cfg) -> bool:
     return True
 
 
-def build_algorithm(cfg, run_dir: Path, ckpt: Path | None):
+def build_algorithm(cfg, env, run_dir: Path, ckpt: Path | None):
+    """The algorithm of the run for its resolved ``env``: built by its
+    ``algo._target_``, or back from the checkpoint to resume."""
     from omnigym.rllib import envs
-    from omnigym.rllib.algo_config import build_algo_config, to_dict
-    env_name = envs.register(cfg.env.id, to_dict(cfg.env.kwargs), tuple(cfg.env.modules or ()))
+    from omnigym.rllib.algo_config import build_algo_config
     if ckpt is not None:
         from ray.rllib.algorithms.algorithm import Algorithm
+        # The checkpoint names the env; its creator must be registered again in this Ray session.
+        envs.register(env, int(cfg.resources.num_envs_per_env_runner))
         return Algorithm.from_checkpoint(str(ckpt))
-    offline = None
-    if cfg.algo.name == "bc":
-        from omnigym.rllib.offline import record_demonstrations  # noqa: I001
-        offline = record_demonstrations(cfg, run_dir / "demonstrations")
-    return build_algo_config(cfg, env_name, offline_data=offline).build_algo()
+    return build_algo_config(cfg, env, run_dir).build_algo()
 
 
 def train(cfg: DictConfig) -> Path:
     """Train (or resume) a run; returns the path of its final report."""
+    from omnigym.rllib.env_spec import train_env
     cfg, run_dir, ckpt = prepare_run(cfg)
-    for module in cfg.env.modules or ():  # user modules that register envs, here as on workers
-        importlib.import_module(module)
+    env = train_env(cfg)  # the one time the env is made to describe it (bad settings fail before Ray starts)
     import torch
     torch.set_num_threads(int(cfg.resources.get("torch_threads", 1)))
     started_ray = init_ray(cfg)
     try:
-        algo = build_algorithm(cfg, run_dir, ckpt)
+        algo = build_algorithm(cfg, env, run_dir, ckpt)
         start = int(algo.iteration)
         if ckpt is not None:
             print(f"resumed {run_dir} from {ckpt.name} (iteration {start}); "
@@ -269,7 +260,7 @@ def final_report(algo, cfg, run_dir: Path) -> Path:
     seeds, env_kwargs = evaluation_panel(cfg)
     sections = [evaluate_module(trained_module(algo), cfg, cfg.algo.name)]
     for baseline in cfg.evaluation.baselines or ():
-        if baseline in ("expert", "planner") and not entry(cfg.env.id).expert:
+        if baseline == "expert" and not entry(cfg.env.id).expert:
             continue
         sections.append(evaluate(baseline, cfg.env.id, seeds, env_kwargs=env_kwargs, progress=False))
     out = run_dir / "report"
