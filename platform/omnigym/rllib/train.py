@@ -198,11 +198,14 @@ def train(cfg: DictConfig) -> Path:
     """Train (or resume) a run; returns the path of its final report."""
     from omnigym.rllib.env_spec import train_env
     cfg, run_dir, ckpt = prepare_run(cfg)
-    env = train_env(cfg)  # the one time the env is made to describe it (bad settings fail before Ray starts)
     import torch
     torch.set_num_threads(int(cfg.resources.get("torch_threads", 1)))
     started_ray = init_ray(cfg)
     try:
+        # The one time the env is made to describe it; after Ray starts, because a
+        # user's env may use Ray in its constructor (ray.get_runtime_context()
+        # would otherwise start or join some other Ray instance here).
+        env = train_env(cfg)
         algo = build_algorithm(cfg, env, run_dir, ckpt)
         start = int(algo.iteration)
         if ckpt is not None:
