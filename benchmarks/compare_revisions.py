@@ -78,6 +78,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--base", help="folder holding the base revision's omnigym package")
     ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--only", default="", help="only env ids containing this text")
     ap.add_argument("--child", type=int, default=None, help=argparse.SUPPRESS)
     ap.add_argument("--out", default=None, help="also write the results as JSON here")
     args = ap.parse_args()
@@ -88,6 +89,8 @@ def main() -> None:
     rows = []
     print(f"{'env':<28} {'kwargs':<20} {'base steps/s':>13} {'this steps/s':>13} {'this/base':>9}")
     for i, (env_id, kwargs, _) in enumerate(WORKLOADS):
+        if args.only not in env_id:
+            continue
         base, this = [], []
         for _ in range(args.rounds):
             base.append(run(i, args.base))

@@ -22,6 +22,8 @@ true state).
 """
 from __future__ import annotations
 
+import hashlib
+from array import array
 from pathlib import Path
 
 import gymnasium as gym
@@ -46,8 +48,8 @@ MODES = {"text": ("text", "text"), "discrete": ("text", "discrete"), "vector": (
 HOW_TO_ACT = {
     "text": ("You act in a home, one action per turn, written as a VirtualHome script line such as "
              "[walk] <kitchen>, [grab] <mug> (12) or [putin] <mug> (12) <microwave> (8); a plain phrase "
-             "like 'put mug in microwave' works too. Verbs: {verbs}. You see only the room you are in, "
-             "and not inside closed containers."),
+             "like 'put mug in microwave' works too. Verbs: " + ", ".join(A.VERBS) + ". You see only the "
+             "room you are in, and not inside closed containers."),
     "discrete": ("You act in a home, one action per turn: answer with the index of one of the admissible "
                  "actions (VirtualHome script lines such as [walk] <kitchen>). You see only the room you "
                  "are in, and not inside closed containers."),
@@ -70,6 +72,7 @@ class HouseholdEnv(gym.Env):
         self.tasks = self.suite.select(split, templates)
         self.split = split
         self.mode = mode
+        self.obs_mode, self.action_mode = MODES[mode]   # derived from mode, read every step
         self.max_actions = max_actions
         self.invalid_penalty = float(invalid_penalty)
         self.progress_reward = float(progress_reward)
@@ -86,16 +89,8 @@ class HouseholdEnv(gym.Env):
             self.action_space = gym.spaces.Discrete(max_actions)
         self.world = None
         self.task: Task | None = None
-        self._scene_nodes = None   # the nodes _scene_key was computed for
+        self._static_for = None    # (scene nodes, task) that _static_key was computed for
         self._turn = None          # the last turn returned (text-observation modes)
-
-    @property
-    def obs_mode(self) -> str:
-        return MODES[self.mode][0]
-
-    @property
-    def action_mode(self) -> str:
-        return MODES[self.mode][1]
 
     # ------------------------------------------------------------ episode
     def reset(self, *, seed: int | None = None, options: dict | None = None):
@@ -125,8 +120,7 @@ class HouseholdEnv(gym.Env):
         self._invalid = False
         self._done = satisfied(self.world, task.goal)
         self._goal_block = encode_goal(task.goal, self._done, self.layout) if self.obs_mode == "vector" else None
-        system = HOW_TO_ACT.get(self.mode, "").format(verbs=", ".join(A.VERBS))
-        return self._observe([chat.system(f"{system}\n\nTask: {task.instruction}.")])
+        return self._observe([chat.system(f"{HOW_TO_ACT.get(self.mode, '')}\n\nTask: {task.instruction}.")])
 
     def step(self, action):
         contract.require_reset(self.world is not None)
@@ -153,7 +147,8 @@ class HouseholdEnv(gym.Env):
 
     def state_key(self) -> str:
         """The world (scene + dynamic state) and the task's goal and wording."""
-        return contract.hash_key(self._scene_key(), self.world.canonical(), self.task.goal, self.task.instruction)
+        # One blake2b over the cached static part and the dynamic state: this runs every step.
+        return hashlib.blake2b(self._static_key() + self.world.canonical(), digest_size=12).hexdigest()
 
     # ------------------------------------------------------------ helpers
     def _parse(self, action) -> tuple:
@@ -169,13 +164,18 @@ class HouseholdEnv(gym.Env):
         parsed = A.parse_action(self.world, text)
         return (contract.Invalid(parsed) if isinstance(parsed, str) else parsed), text
 
-    def _scene_key(self) -> str:
-        """The scene's static part, hashed once per scene."""
-        if self._scene_nodes is not self.world.nodes:
-            self._scene_nodes = self.world.nodes
-            self._scene_hash = contract.hash_key([(n.id, n.class_name, n.category, n.props) for n in self.world.nodes],
-                                                 self.world.char_id)
-        return self._scene_hash
+    def _static_key(self) -> bytes:
+        """The scene's static part and the task, hashed once per episode (this
+        runs every step: the hash of the goal must not be redone each time)."""
+        if self._static_for is None or self._static_for[0] is not self.world.nodes \
+                or self._static_for[1] is not self.task:
+            self._static_for = (self.world.nodes, self.task)
+            # Names carry class and id; props and the room flags are the rest of a node's static part.
+            scene = "\x1f".join(self.world.names).encode() + array("q", self.world.props).tobytes() \
+                + bytes(self.world.is_room)
+            self._static_hash = contract.hash_key(scene, self.world.char_id, self.task.goal,
+                                                  self.task.instruction).encode()
+        return self._static_hash
 
     def _observe(self, turn: list[dict] | None):
         """(obs, info) of the current state. ``turn``: the messages of this reset
@@ -200,7 +200,7 @@ class HouseholdEnv(gym.Env):
         info = {
             K.SUCCESS: all(self._done),
             K.INSTRUCTION: self.task.instruction,
-            K.ADMISSIBLE_ACTIONS: list(self._strings),
+            K.ADMISSIBLE_ACTIONS: self._strings,   # a new list every observation: safe to hand out
             K.ACTION_MASK: mask,
             K.INVALID_ACTION: self._invalid,
             K.STATE_KEY: self.state_key(),

@@ -161,7 +161,7 @@ class ToolEnv(gym.Env):
         self.phase = "facts" if self.problem.facts else "question"
         self.last_tool_output = ""
         return self._emit([chat.system(self.system_prompt), self._user_message()], False,
-                          reset_only={K.TOOLS: copy.deepcopy(self.tool_specs)})
+                          reset_only={K.TOOLS: self.tool_specs})   # built once per env; not copied per episode
 
     def step(self, action):
         contract.require_reset(self.problem is not None)

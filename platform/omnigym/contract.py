@@ -36,6 +36,9 @@ def parse_index(action, n: int, what: str = "info['admissible_actions']") -> int
     """``action`` as an index in ``0..n-1``, or why not. Accepts Python and
     numpy integers and integral floats (``2.0``); refuses bools, strings,
     ``1.5``, arrays of more than one value and out-of-range indices."""
+    kind = type(action)
+    if (kind is int or kind is np.int64) and 0 <= action < n:  # the common case, on every step
+        return int(action)
     if isinstance(action, np.ndarray) and action.size == 1:
         action = action.reshape(()).item()
     try:
