@@ -6,11 +6,14 @@ from ``info``, or a random Box action), each in its own process pinned to
 one core, alternating A/B for ``--rounds`` rounds so machine noise hits both
 alike. Reports each revision's best steps/s and the ratio this/base.
 
-Install the base revision's package into a folder first, e.g.::
+Install both revisions' packages into folders the same way (an editable
+install and an installed copy differ by themselves: the tools family's
+sandbox start-up measured 9% apart with identical code), e.g.::
 
     git worktree add /tmp/base <commit>
     .venv/bin/pip install --no-deps --no-build-isolation --target /tmp/base_site /tmp/base
-    .venv/bin/python benchmarks/compare_revisions.py --base /tmp/base_site
+    .venv/bin/pip install --no-deps --no-build-isolation --target /tmp/this_site .
+    .venv/bin/python benchmarks/compare_revisions.py --base /tmp/base_site --this /tmp/this_site
 """
 from __future__ import annotations
 
@@ -77,6 +80,7 @@ def run(index: int, pythonpath: str | None) -> float:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--base", help="folder holding the base revision's omnigym package")
+    ap.add_argument("--this", default=None, help="folder holding this revision's package (default: the checkout)")
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--only", default="", help="only env ids containing this text")
     ap.add_argument("--child", type=int, default=None, help=argparse.SUPPRESS)
@@ -94,7 +98,7 @@ def main() -> None:
         base, this = [], []
         for _ in range(args.rounds):
             base.append(run(i, args.base))
-            this.append(run(i, None))
+            this.append(run(i, args.this))
         row = {"env": env_id, "kwargs": kwargs, "base": max(base), "this": max(this),
                "ratio": max(this) / max(base), "base_all": base, "this_all": this}
         rows.append(row)
