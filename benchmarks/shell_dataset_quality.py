@@ -50,8 +50,8 @@ def main() -> None:
     # Trained policies sample (not argmax) so that exploration stays stochastic, as during training.
     for run, masked in ((args.ppo_masked, True), (args.ppo_unmasked, False)):
         if run:
-            from omnigym.rllib.inference import RLModulePolicy
-            policy = RLModulePolicy.from_checkpoint(run, name="ppo", greedy=False)
+            from omnigym.rllib.inference import RLModuleAgent
+            policy = RLModuleAgent.from_checkpoint(run, name="ppo", greedy=False)
             rows.append(strategy(policy, masked, args.episodes, out, utilities, label="ppo", mode="vector"))
     print(f"utilities: {', '.join(utilities)}; {args.episodes} episodes each")
     print(f"{'strategy':<18} {'executions':>10} {'unique/1000':>12} {'mean args':>10} {'redundancy':>11} {'exit 0':>7}")

@@ -133,11 +133,11 @@ def test_the_scorer_needs_an_env_that_describes_its_action_table():
 
 def _policy(observation_space, action_space, greedy=True):
     from omnigym.rllib.env_spec import TrainEnv
-    from omnigym.rllib.inference import RLModulePolicy
+    from omnigym.rllib.inference import RLModuleAgent
     from omnigym.rllib.policies import omnigym_policy
     env = TrainEnv("x", observation_space=observation_space, action_space=action_space)
     spec = omnigym_policy({"name": "mlp", "config": {"hidden": [8]}}, env)["rl_module_spec"]
-    return RLModulePolicy(spec.build(), greedy=greedy)
+    return RLModuleAgent(spec.build(), greedy=greedy)
 
 
 def test_act_batch_gives_act_for_each_observation_in_one_pass():

@@ -1,6 +1,6 @@
-"""A trained RLModule as an omnigym policy (``act(obs, info)``), so the core
-evaluation harness (success with intervals, pass@k, reports) scores RLlib
-checkpoints exactly as it scores any other policy."""
+"""A trained RLModule as an omnigym agent (``act`` / ``act_batch``), so the
+core evaluation harness (success with intervals, pass@k, reports) scores
+RLlib checkpoints exactly as it scores any other agent."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -48,7 +48,7 @@ def trained_module(algo, module_id: str | None = None):
     return module
 
 
-class RLModulePolicy:
+class RLModuleAgent:
     """Greedy (or sampled) actions from an RLlib RLModule, one observation
     (``act``) or a batch of them in one forward pass (``act_batch``)."""
 

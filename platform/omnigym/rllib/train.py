@@ -138,9 +138,9 @@ def evaluation_panel(cfg) -> tuple:
 
 def evaluate_module(module, cfg, name: str) -> dict:
     from omnigym.evaluation import evaluate
-    from omnigym.rllib.inference import RLModulePolicy
+    from omnigym.rllib.inference import RLModuleAgent
     seeds, env_kwargs = evaluation_panel(cfg)
-    policy = RLModulePolicy(module, name=name, greedy=bool(cfg.evaluation.get("greedy", True)))
+    policy = RLModuleAgent(module, name=name, greedy=bool(cfg.evaluation.get("greedy", True)))
     return evaluate(policy, cfg.env.id, seeds, env_kwargs=env_kwargs, progress=False)
 
 
