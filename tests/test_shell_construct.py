@@ -5,7 +5,6 @@ from __future__ import annotations
 import gymnasium as gym
 import numpy as np
 import pytest
-from gymnasium.utils.env_checker import check_env
 
 import omnigym
 from omnigym import info_keys as K
@@ -19,16 +18,13 @@ def ls_env():
     env.close()
 
 
-def test_env_checker_on_every_shell_id_and_mode():
+def test_every_utility_with_a_grammar_has_an_id():
+    # gymnasium's check_env and every omnigym convention run on each of them in
+    # tests/test_contract.py (omnigym check over every registered id and mode).
     ids = [e.id for e in omnigym.list_envs("shell")]
     assert len([i for i in ids if i.startswith("shell/Construct") and i != "shell/Construct-v0"]) >= 20
-    for env_id in ids:
-        for mode in omnigym.registry.entry(env_id).modes:
-            env = omnigym.make(env_id, mode=mode).unwrapped
-            try:
-                check_env(env, skip_render_check=True)
-            finally:
-                env.close()
+    assert all(set(omnigym.registry.entry(i).modes) == {"discrete", "text", "vector"}
+               for i in ids if i.startswith("shell/Construct"))
 
 
 def test_masked_random_walks_never_take_invalid_actions(ls_env):
