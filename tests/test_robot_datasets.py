@@ -202,13 +202,13 @@ def test_export_converts_recordings(recorded, tmp_path, monkeypatch):
 # --------------------------------------------------------------------------
 def test_eval_films_the_first_episodes_and_links_them(tmp_path):
     # 10-step episodes, small renders: the video is 11 frames (reset + 10 steps).
-    omnigym("eval", ENV_ID, "--policy", "random", "--panel", "0..1", "--video", 1, "--out", tmp_path,
+    omnigym("eval", ENV_ID, "--agent", "random", "--panel", "0..1", "--video", 1, "--out", tmp_path,
             "--env-kwarg", "mode=vector", "--env-kwarg", "max_episode_steps=10",
             "--env-kwarg", "width=64", "--env-kwarg", "height=48")
     videos = sorted(p.name for p in (tmp_path / "videos").iterdir())
     assert videos == ["random-seeds0-1-ep000.gif", "random-seeds0-1-ep000.mp4"]  # K=1 of 2 episodes
     frames = read_mp4(tmp_path / "videos/random-seeds0-1-ep000.mp4")
-    assert frames.shape == (11, 48, 64, 3)
+    assert frames.shape == (11, 260, 320, 3)        # enlarged to 320 wide, plus the caption strip
     report = (tmp_path / "report.md").read_text()
     assert "## Videos" in report
     assert "[random-seeds0-1-ep000.mp4](videos/random-seeds0-1-ep000.mp4)" in report

@@ -8,6 +8,7 @@ from omnigym.stats import (
     mean_interval,
     pass_at_k,
     pass_hat_k,
+    seed_wilson_interval,
     summarize,
     t_quantile,
     wilson_interval,
@@ -111,9 +112,9 @@ def _records():
 
 def test_summarize_synthetic():
     s = summarize(_records(), group_size=3)
-    assert s["episodes"] == 9
+    assert s["episodes"] == 9 and s["seeds"] == 3
     assert s["success_rate"] == pytest.approx(5 / 9)
-    assert s["success_ci"] == pytest.approx(list(wilson_interval(5, 9)))
+    assert s["success_ci"] == pytest.approx(list(seed_wilson_interval([[1, 1, 0], [0, 0, 0], [1, 1, 1]])))
     assert s["return_mean"] == pytest.approx((5 - 4) / 9)
     lo, hi = s["return_ci"]
     assert lo < s["return_mean"] < hi
@@ -128,8 +129,8 @@ def test_summarize_synthetic():
 
     assert list(s["per_task"]) == ["a", "b"]
     a, b = s["per_task"]["a"], s["per_task"]["b"]
-    assert a["episodes"] == 6 and a["success_rate"] == pytest.approx(2 / 6)
-    assert a["success_ci"] == pytest.approx(list(wilson_interval(2, 6)))
+    assert a["episodes"] == 6 and a["seeds"] == 2 and a["success_rate"] == pytest.approx(2 / 6)
+    assert a["success_ci"] == pytest.approx(list(seed_wilson_interval([[1, 1, 0], [0, 0, 0]])))
     assert a["return_mean"] == pytest.approx((2 - 4) / 6)
     assert b["episodes"] == 3 and b["success_rate"] == 1.0 and b["length_mean"] == 11.0
 
@@ -141,6 +142,7 @@ def test_summarize_group_size_one_and_empty():
     for i, r in enumerate(recs):
         r["group"] = i
     s = summarize(recs)
+    assert s["seeds"] == 9 and s["success_ci"] == pytest.approx(list(wilson_interval(5, 9)))
     assert s["pass_at_k"] == {"1": pytest.approx(5 / 9)}
     assert s["pass_hat_k"] == {"1": pytest.approx(5 / 9)}
 
@@ -150,3 +152,35 @@ def test_summarize_group_size_one_and_empty():
     assert empty["success_ci"] == [0.0, 1.0]
     assert empty["per_task"] == {}
     json.dumps(empty, allow_nan=False)
+
+
+def _copies(outcomes, group_size):
+    """Records of ``group_size`` identical resets per seed (one task per seed)."""
+    return [{"task_id": f"task_{seed:02d}", "seed": seed, "group": seed, "success": ok,
+             "return": float(ok), "length": 5 + seed % 3}
+            for seed, ok in enumerate(outcomes) for _ in range(group_size)]
+
+
+def test_intervals_count_seeds_not_copies_of_a_deterministic_agent():
+    one = summarize(_copies([True] * 60, 1))
+    four = summarize(_copies([True] * 60, 4), group_size=4)
+    assert four["episodes"] == 240 and four["seeds"] == 60
+    lo, hi = four["success_ci"]
+    assert (round(100 * lo, 1), hi) == (94.0, 1.0)  # 60 seeds, not 240 episodes ([98.4, 100])
+    assert four["success_ci"] == pytest.approx(one["success_ci"])
+    # Returns and steps too: four copies carry no more evidence than one.
+    mixed = [seed % 3 != 0 for seed in range(60)]
+    one, four = summarize(_copies(mixed, 1)), summarize(_copies(mixed, 4), group_size=4)
+    for key in ("success_ci", "return_ci", "length_ci"):
+        assert four[key] == pytest.approx(one[key])
+
+
+def test_seed_wilson_interval():
+    # One episode per seed: the plain Wilson interval.
+    assert seed_wilson_interval([[True]] * 7 + [[False]] * 3) == pytest.approx(wilson_interval(7, 10))
+    # Rate = mean of per-seed rates; trials = seeds, however many resets each.
+    lo, hi = seed_wilson_interval([[1, 1, 0, 0], [1, 0, 0, 0]])
+    assert lo < 3 / 8 < hi
+    assert seed_wilson_interval([]) == (0.0, 1.0)
+    with pytest.raises(ValueError):
+        seed_wilson_interval([[1]], confidence=0.0)

@@ -47,7 +47,7 @@ class ArmEnv(RobotEnv):
         pad_colors = [PAD_COLORS[n] for n in self.task.pad_names] if self.task.language else [GOAL_COLOR]
         self.sim = _backend_class(backend)(self.task.n_blocks, self.task.n_pads, block_colors, pad_colors)
         self.available_cameras = tuple(self.sim.cameras)
-        self.render_camera = self.available_cameras[0]
+        self.render_camera = "scene"     # videos show the whole arm; observations keep their cameras
         self.state_dim = self.task.state_dim
         self.action_space = gym.spaces.Box(-1.0, 1.0, shape=(4,), dtype=np.float32)
         self._build_spaces()

@@ -98,6 +98,7 @@ HIDDEN = (0.0, 0.0, -5.0)       # under the table: unused markers, and blocks be
 CAMERAS = {
     "front": ((0.65, 0.0, 0.45), (-0.08, 0.0, 0.03), (0.0, 0.0, 1.0), 50.0),
     "top": ((0.0, 0.0, 0.85), (0.0, 0.0, 0.0), (1.0, 0.0, 0.0), 40.0),
+    "scene": ((1.0, 0.0, 0.8), (-0.5, 0.0, 0.2), (0.0, 0.0, 1.0), 50.0),   # whole arm and table: videos
 }
 
 
@@ -145,7 +146,7 @@ def _load_panda(client) -> int:
 
 
 class BulletArm(ArmBackend):
-    cameras = ("front", "top", "wrist")
+    cameras = ("front", "top", "wrist", "scene")
 
     def __init__(self, n_blocks: int, n_pads: int, block_colors: list, pad_colors: list):
         super().__init__(n_blocks, n_pads, block_colors, pad_colors)

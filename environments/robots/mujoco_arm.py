@@ -97,7 +97,7 @@ def build_xml(n_blocks: int, n_pads: int, block_colors, pad_colors) -> str:
 
 
 class MujocoArm(ArmBackend):
-    cameras = ("front", "top", "wrist")
+    cameras = ("front", "top", "wrist", "scene")
 
     def __init__(self, n_blocks: int, n_pads: int, block_colors: list, pad_colors: list):
         super().__init__(n_blocks, n_pads, block_colors, pad_colors)

@@ -13,7 +13,8 @@ returned in (group, member) order, whatever order they finish in.
 Videos: ``rollout(..., video_episodes=K, video_dir=D)`` makes the envs with
 ``render_mode="rgb_array"`` and films the first K episodes (``env.render()``
 after the reset and after every step) to ``D/<prefix>-epNNN.mp4`` plus a
-small looping GIF preview; each filmed episode's ``metadata["video"]`` and
+looping GIF preview, every frame at least 320x240 with the step, reward and
+success written under it; each filmed episode's ``metadata["video"]`` and
 ``metadata["video_preview"]`` hold the paths.
 """
 from __future__ import annotations
@@ -24,9 +25,11 @@ from typing import Iterable
 
 from tqdm.auto import tqdm
 
+from omnigym import info_keys as K
 from omnigym.agents import agent_name, as_batched, resolve_agent
 from omnigym.episodes import Episode, write_episodes
 from omnigym.registry import make
+from omnigym.user_code import import_user_module
 
 
 def video_name(text: str) -> str:
@@ -35,7 +38,9 @@ def video_name(text: str) -> str:
 
 
 class _Film:
-    """Streams one episode's frames to an MP4 and keeps a GIF preview."""
+    """Streams one episode's frames to an MP4 and keeps a GIF preview; each
+    frame is at least 320x240 with the step, reward, return and success
+    (for envs that report one) written under it."""
 
     def __init__(self, env, env_id: str, path: Path):
         from omnigym.datasets.video import GifSampler, Mp4Writer
@@ -44,11 +49,14 @@ class _Film:
         self.writer, self.preview = Mp4Writer(path, self.fps), GifSampler()
         self.writer.__enter__()
 
-    def add(self, frame) -> None:
+    def add(self, frame, episode: Episode) -> None:
+        """``frame``: the render after ``episode``'s latest step (or its reset)."""
+        from omnigym.datasets.video import at_least, caption
         if frame is None:
             self.writer.__exit__(None, None, None)
             raise ValueError(f"{self.env_id} returned no frame from render(); videos need an "
                              "env that supports render_mode='rgb_array'")
+        frame = caption(at_least(frame), _overlay(episode))
         self.writer.append(frame)
         self.preview.append(frame)
 
@@ -57,6 +65,23 @@ class _Film:
         self.writer.__exit__(None, None, None)
         gif = write_gif(self.preview.frames, self.path.with_suffix(".gif"), self.fps / self.preview.stride)
         episode.metadata.update(video=str(self.path), video_preview=str(gif), video_frames=self.writer.n_frames)
+
+
+def _number(x: float) -> str:
+    return f"{x:.0f}" if abs(x) >= 1000 else f"{x:.1f}" if abs(x) >= 10 else f"{x:.2f}"
+
+
+def _overlay(episode: Episode) -> list[tuple[str, tuple[int, int, int]]]:
+    """The caption of a frame: (text, RGB colour) pieces."""
+    white = (235, 235, 235)
+    parts = [(f"step {episode.length}", white)]
+    if episode.rewards:  # none yet after the reset
+        parts.append((f"reward {_number(episode.rewards[-1])}", white))
+    parts.append((f"return {_number(episode.total_return)}", white))
+    info = episode.infos[-1] if episode.infos else {}
+    if K.SUCCESS in info:  # envs without a success signal (CartPole) show none
+        parts.append(("success: yes", (90, 220, 110)) if info[K.SUCCESS] else ("success: no", (170, 170, 170)))
+    return parts
 
 
 def run_batch(envs: list, agent, starts: list[tuple[int | None, int, int]], *, env_id: str,
@@ -69,11 +94,12 @@ def run_batch(envs: list, agent, starts: list[tuple[int | None, int, int]], *, e
     episodes, obs, infos = [], [], []
     for slot, (env, (seed, group, member)) in enumerate(zip(envs, starts)):
         o, info = env.reset(seed=seed, options=options)
-        if slot in films:
-            films[slot].add(env.render())
+        frame = env.render() if slot in films else None   # before the agent's reset can touch the env
         agent.reset_slot(slot, env, seed, member)
         episodes.append(Episode.from_reset(o, info, env_id=env_id, seed=seed, group=group, member=member,
                                            policy={"name": agent.name}))
+        if slot in films:
+            films[slot].add(frame, episodes[-1])
         obs.append(o)
         infos.append(info)
     active = list(range(len(envs)))
@@ -82,11 +108,11 @@ def run_batch(envs: list, agent, starts: list[tuple[int | None, int, int]], *, e
         still = []
         for i, action in zip(active, actions):
             o, reward, terminated, truncated, info = envs[i].step(action)
-            if i in films:
-                films[i].add(envs[i].render())
             if max_steps is not None and episodes[i].length + 1 >= max_steps:
                 truncated = True
             episodes[i].append_step(o, action, float(reward), bool(terminated), bool(truncated), info)
+            if i in films:
+                films[i].add(envs[i].render(), episodes[i])
             obs[i], infos[i] = o, info
             if terminated or truncated:
                 if i in films:
@@ -124,7 +150,11 @@ def rollout(agent, env_id: str, seeds: Iterable[int], group_size: int = 1, *,
     seeds = list(seeds)
     agent = resolve_agent(agent, env_id)
     name = agent_name(agent)
-    env_kwargs = dict(env_kwargs or {})
+    # A trained run remembers the env it was trained on: the modules that register
+    # it and its kwargs (its observation format, e.g. mode="vector"); what the caller passes wins.
+    for module in getattr(agent, "env_modules", None) or ():
+        import_user_module(module)
+    env_kwargs = {**(getattr(agent, "env_kwargs", None) or {}), **dict(env_kwargs or {})}
     if video_episodes > 0:
         env_kwargs.setdefault("render_mode", "rgb_array")
         video_dir = Path(video_dir if video_dir is not None else "videos")

@@ -5,6 +5,28 @@ computed anywhere the core package imports; SciPy is deliberately not
 required. The Student t quantile is obtained by bisection on an exact t CDF
 (regularised incomplete beta function), which is accurate for any confidence
 level and any number of degrees of freedom.
+
+Independent seeds, not episodes: ``summarize`` receives episodes in groups
+(``group_size`` resets of one seed) and every interval counts the seeds.
+Resets of one seed are not independent draws: a deterministic agent repeats
+itself exactly, so four copies of 60 seeds carry the evidence of 60
+episodes, not 240. Success is a Wilson interval whose trials are the seeds
+and whose rate is the mean of the per-seed success rates
+(:func:`seed_wilson_interval`); return and steps are Student t intervals
+over per-seed means. Why Wilson over seeds rather than the alternatives:
+
+- a per-seed rate lies in [0, 1], so its variance is at most p(1 - p) for
+  mean p; Wilson with n = seeds is therefore valid whatever the correlation
+  inside a group: exact when every group is all-or-nothing (deterministic
+  agents), conservative (about sqrt(group_size) wider) when the tries of a
+  seed are independent, as for a random agent;
+- a t or bootstrap interval over per-seed rates collapses to a point when
+  every seed succeeds, the usual case for an expert;
+- an estimated design effect (Korn and Graubard's effective sample size) is
+  undefined at 0% and 100% and jumps next to them: one success in 240
+  would give a narrower interval than none.
+
+With ``group_size`` 1 every episode is its own seed and nothing changes.
 """
 
 from __future__ import annotations
@@ -18,6 +40,7 @@ import numpy as np
 
 __all__ = [
     "wilson_interval",
+    "seed_wilson_interval",
     "mean_interval",
     "t_quantile",
     "pass_at_k",
@@ -122,6 +145,16 @@ def _check_confidence(confidence: float) -> None:
 # --------------------------------------------------------------------------
 
 
+def _wilson(p: float, n: float, confidence: float) -> tuple[float, float]:
+    """Wilson score interval for rate ``p`` observed over ``n`` trials."""
+    z = NormalDist().inv_cdf(0.5 + confidence / 2.0)
+    z2n = z * z / n
+    center = (p + z2n / 2.0) / (1.0 + z2n)
+    half = z * math.sqrt(p * (1.0 - p) / n + z2n / (4.0 * n)) / (1.0 + z2n)
+    # At 0% and 100% the bound is exactly 0 or 1 (rounding would leave 0.9999...).
+    return (0.0 if p == 0.0 else max(0.0, center - half), 1.0 if p == 1.0 else min(1.0, center + half))
+
+
 def wilson_interval(successes: int, n: int, confidence: float = 0.95) -> tuple[float, float]:
     """Wilson score interval for a binomial proportion.
 
@@ -134,12 +167,19 @@ def wilson_interval(successes: int, n: int, confidence: float = 0.95) -> tuple[f
         raise ValueError(f"need 0 <= successes <= n, got successes={successes}, n={n}")
     if n == 0:
         return (0.0, 1.0)
-    z = NormalDist().inv_cdf(0.5 + confidence / 2.0)
-    p = successes / n
-    z2n = z * z / n
-    center = (p + z2n / 2.0) / (1.0 + z2n)
-    half = z * math.sqrt(p * (1.0 - p) / n + z2n / (4.0 * n)) / (1.0 + z2n)
-    return (max(0.0, center - half), min(1.0, center + half))
+    return _wilson(successes / n, n, confidence)
+
+
+def seed_wilson_interval(groups: Sequence[Sequence[bool]], confidence: float = 0.95) -> tuple[float, float]:
+    """Wilson interval for a success rate over seeds: ``groups`` holds the
+    outcomes of each seed's resets; the trials are the seeds and the rate is
+    the mean of their success rates (see the module docstring for why).
+    Equals :func:`wilson_interval` when each group holds one episode."""
+    _check_confidence(confidence)
+    rates = [sum(map(bool, g)) / len(g) for g in groups if len(g)]
+    if not rates:
+        return (0.0, 1.0)
+    return _wilson(sum(rates) / len(rates), len(rates), confidence)
 
 
 def mean_interval(values: Iterable[float], confidence: float = 0.95) -> tuple[float, float, float]:
@@ -209,8 +249,15 @@ def _num(x: float) -> float | None:
     return x if math.isfinite(x) else None
 
 
-def _rate(successes: int, n: int) -> float | None:
-    return successes / n if n else None
+def _seed_means(values: Sequence[float], seeds: Sequence[Sequence[int]]) -> list[float]:
+    """The mean of ``values`` over each seed's episodes (indices)."""
+    return [float(np.mean([values[i] for i in idx])) for idx in seeds]
+
+
+def _success_stats(success: Sequence[bool], seeds: Sequence[Sequence[int]]) -> dict[str, Any]:
+    rates = _seed_means(success, seeds)
+    return {"success_rate": float(np.mean(rates)) if rates else None,
+            "success_ci": list(seed_wilson_interval([[success[i] for i in idx] for idx in seeds]))}
 
 
 def summarize(records: Sequence[Mapping[str, Any]], group_size: int = 1) -> dict[str, Any]:
@@ -218,55 +265,56 @@ def summarize(records: Sequence[Mapping[str, Any]], group_size: int = 1) -> dict
 
     Each record needs ``task_id``, ``seed``, ``group``, ``success``,
     ``return`` and ``length``. Episodes sharing ``(task_id, group)`` are
-    repeated resets of the same seed; pass@k / pass^k are computed per group
-    and averaged over the groups holding at least k episodes, for
+    repeated resets of the same seed: every rate and mean is the mean over
+    seeds of the per-seed means (with equal group sizes, the episode mean)
+    and every interval counts seeds, not episodes (``seeds`` says how many;
+    see the module docstring). pass@k / pass^k are computed per group and
+    averaged over the groups holding at least k episodes, for
     k = 1..group_size. Dictionary keys are strings so the result survives a
     JSON round trip unchanged. Undefined numbers (e.g. the mean of nothing)
     are ``None``.
     """
     if group_size < 1:
         raise ValueError(f"group_size must be >= 1, got {group_size}")
-    n = len(records)
     success = [bool(r["success"]) for r in records]
     returns = [float(r["return"]) for r in records]
     lengths = [float(r["length"]) for r in records]
-    wins = sum(success)
 
-    r_mean, r_lo, r_hi = mean_interval(returns)
-    l_mean, l_lo, l_hi = mean_interval(lengths)
+    by_seed: dict[tuple[str, int], list[int]] = defaultdict(list)
+    for i, r in enumerate(records):
+        by_seed[(str(r["task_id"]), int(r["group"]))].append(i)
+    seeds = list(by_seed.values())
 
-    groups: dict[tuple[str, int], list[bool]] = defaultdict(list)
-    for r, ok in zip(records, success):
-        groups[(str(r["task_id"]), int(r["group"]))].append(ok)
+    r_mean, r_lo, r_hi = mean_interval(_seed_means(returns, seeds))
+    l_mean, l_lo, l_hi = mean_interval(_seed_means(lengths, seeds))
 
     pass_k: dict[str, float] = {}
     pass_hat: dict[str, float] = {}
     for k in range(1, group_size + 1):
-        eligible = [g for g in groups.values() if len(g) >= k]
+        eligible = [[success[i] for i in idx] for idx in seeds if len(idx) >= k]
         if not eligible:
             continue
         pass_k[str(k)] = float(np.mean([pass_at_k(len(g), sum(g), k) for g in eligible]))
         pass_hat[str(k)] = float(np.mean([pass_hat_k(len(g), sum(g), k) for g in eligible]))
 
-    by_task: dict[str, list[int]] = defaultdict(list)
-    for i, r in enumerate(records):
-        by_task[str(r["task_id"])].append(i)
+    seeds_of_task: dict[str, list[list[int]]] = defaultdict(list)
+    for (task_id, _), idx in by_seed.items():
+        seeds_of_task[task_id].append(idx)
     per_task = {}
-    for task_id in sorted(by_task):
-        idx = by_task[task_id]
-        t_wins = sum(success[i] for i in idx)
+    for task_id in sorted(seeds_of_task):
+        task_seeds = seeds_of_task[task_id]
         per_task[task_id] = {
-            "episodes": len(idx),
-            "success_rate": _rate(t_wins, len(idx)),
-            "success_ci": list(wilson_interval(t_wins, len(idx))),
-            "return_mean": _num(np.mean([returns[i] for i in idx])),
-            "length_mean": _num(np.mean([lengths[i] for i in idx])),
+            "episodes": sum(len(idx) for idx in task_seeds),
+            "seeds": len(task_seeds),
+            **_success_stats(success, task_seeds),
+            "return_mean": _num(np.mean(_seed_means(returns, task_seeds))),
+            "length_mean": _num(np.mean(_seed_means(lengths, task_seeds))),
         }
 
     return {
-        "episodes": n,
-        "success_rate": _rate(wins, n),
-        "success_ci": list(wilson_interval(wins, n)),
+        "episodes": len(records),
+        "seeds": len(seeds),
+        **_success_stats(success, seeds),
         "return_mean": _num(r_mean),
         "return_ci": [_num(r_lo), _num(r_hi)],
         "length_mean": _num(l_mean),

@@ -13,19 +13,29 @@ complete.
 
 Frame timing: frame ``i`` has presentation time ``i / fps`` exactly (the
 input is declared constant-rate), which is what LeRobot's decoders look up.
+
+Evaluation videos are for people: :func:`at_least` enlarges small renders
+(nearest neighbour, so pixels stay sharp) to at least 320x240 and
+:func:`caption` draws a line of text (step, reward, success) in a strip
+under the frame, so it never hides the scene. Text comes from Pillow's
+built-in font (no font file to find) and costs well under a millisecond a
+frame.
 """
 from __future__ import annotations
 
+import functools
 import os
 import uuid
 from pathlib import Path
-from typing import Iterable
+from typing import Iterable, Sequence
 
 import numpy as np
 
 from omnigym.episodes import PARTIAL_SUFFIX, _fsync_dir, atomic_write
 
-__all__ = ["Mp4Writer", "write_mp4", "read_mp4", "write_gif", "GifSampler"]
+__all__ = ["Mp4Writer", "write_mp4", "read_mp4", "write_gif", "GifSampler", "at_least", "caption", "MIN_SIZE"]
+
+MIN_SIZE = (240, 320)   # (height, width): the smallest frame an evaluation video shows
 
 
 def _check_frame(frame) -> np.ndarray:
@@ -147,18 +157,56 @@ def read_mp4(path: str | os.PathLike) -> np.ndarray:
     return np.stack(frames) if frames else np.zeros((0, height, width, 3), np.uint8)
 
 
+def at_least(frame, size: tuple[int, int] = MIN_SIZE) -> np.ndarray:
+    """``frame`` enlarged by the smallest whole factor that makes it at least
+    ``size`` (height, width); frames already that large are returned as they are."""
+    frame = np.asarray(frame)
+    factor = max(-(-size[0] // frame.shape[0]), -(-size[1] // frame.shape[1]), 1)
+    return frame if factor == 1 else frame.repeat(factor, axis=0).repeat(factor, axis=1)
+
+
+@functools.lru_cache(maxsize=8)
+def _font(size: int):
+    from PIL import ImageFont
+
+    return ImageFont.load_default(size=size)
+
+
+def caption(frame, parts: Sequence[tuple[str, tuple[int, int, int]]]) -> np.ndarray:
+    """``frame`` with a dark strip below it holding ``parts``, pieces of text
+    (each with its RGB colour) written left to right; the strip's height
+    (even, so H.264 keeps working) and the font scale with the frame's width."""
+    from PIL import Image, ImageDraw
+
+    frame = np.asarray(frame)
+    width = frame.shape[1]
+    height = 2 * max(10, round(width / 32))
+    strip = Image.new("RGB", (width, height), (24, 24, 24))
+    draw = ImageDraw.Draw(strip)
+    size, margin = round(0.6 * height), round(0.3 * height)
+    text = "  ".join(t for t, _ in parts)
+    # A long line gets a smaller font rather than running off the frame.
+    size = max(8, min(size, int(size * (width - 2 * margin) / max(1.0, draw.textlength(text, font=_font(size))))))
+    font, x = _font(size), margin
+    for piece, colour in parts:
+        draw.text((x, height / 2), piece, fill=colour, font=font, anchor="lm")
+        x += draw.textlength(piece + "  ", font=font)
+    return np.concatenate([frame, np.asarray(strip)], axis=0)
+
+
 class GifSampler:
     """Keeps a bounded, evenly spaced subset of a stream of frames for a preview GIF.
 
     The length of an episode is unknown while it runs, so frames are kept
     every ``stride`` steps and, whenever more than ``max_frames`` are held,
-    every other one is dropped and the stride doubles. Frames are also
-    downscaled by an integer factor so the longest side is at most ``max_side``.
+    every other one is dropped and the stride doubles. Large frames are
+    downscaled by the largest whole factor that keeps them at least
+    ``min_size`` (height, width), so a preview is as legible as the video.
     """
 
-    def __init__(self, max_frames: int = 60, max_side: int = 160):
+    def __init__(self, max_frames: int = 60, min_size: tuple[int, int] = MIN_SIZE):
         self.max_frames = max_frames
-        self.max_side = max_side
+        self.min_size = min_size
         self.stride = 1
         self.frames: list[np.ndarray] = []
         self._seen = 0
@@ -166,7 +214,7 @@ class GifSampler:
     def append(self, frame) -> None:
         if self._seen % self.stride == 0:
             frame = np.asarray(frame)
-            step = max(1, -(-max(frame.shape[:2]) // self.max_side))
+            step = max(1, min(frame.shape[0] // self.min_size[0], frame.shape[1] // self.min_size[1]))
             self.frames.append(np.ascontiguousarray(frame[::step, ::step]))
             if len(self.frames) > self.max_frames:
                 self.frames = self.frames[::2]
