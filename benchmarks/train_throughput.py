@@ -31,7 +31,8 @@ def reference(env_id: str, env_kwargs: dict, steps: int) -> dict:
 
 def omnigym_train(env_id: str, env_kwargs: dict, steps: int) -> dict:
     from omegaconf import OmegaConf
-    from omnigym.rllib.train import compose, train
+    from omnigym.rllib.train import train
+    from omnigym.rllib.train_config import compose
     with tempfile.TemporaryDirectory() as tmp:
         cfg = compose(["env=cartpole", f"iterations={steps // BATCH}", "checkpoint_every=0",
                        "evaluation.every=0", "evaluation.episodes=1", "evaluation.baselines=[]",

@@ -94,7 +94,7 @@ def test_rllib_env_runners_sample_whole_groups_of_identical_starts(ray_session, 
     """2 env runners x 4 sub-envs, groups of 4: the first group lives in runner 1, the second in runner 2."""
     from omnigym.rllib.algo_config import build_algo_config
     from omnigym.rllib.env_spec import train_env
-    from omnigym.rllib.train import compose
+    from omnigym.rllib.train_config import compose
     cfg = compose(["env=household_hold", "groups.size=4", "groups.seeds=[300,399]",
                    "resources.num_env_runners=2", "resources.num_envs_per_env_runner=4",
                    "policy.config.hidden=[16]", "algo.training.train_batch_size_per_learner=320",

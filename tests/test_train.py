@@ -70,7 +70,6 @@ def test_masked_actions_are_never_sampled():
 
 def test_training_on_a_masked_household_env_never_takes_an_invalid_action(tmp_path):
     run_train(tmp_path / "run", "env=household_hold", "iterations=1", "env.kwargs.progress_reward=0.5")
-    from omnigym.episodes import read_episodes  # noqa: F401  (the run itself is the check below)
     rows = metrics(tmp_path / "run")
     assert len(rows) == 1 and int(rows[0]["env_steps"]) >= 400
     # Sample with the trained module through the env runner path and look at every info.
@@ -107,7 +106,7 @@ def test_every_algo_and_policy_config_names_a_builder():
 
 def test_the_train_env_is_described_once_and_groups_must_fill_the_sub_envs():
     from omnigym.rllib.env_spec import train_env
-    from omnigym.rllib.train import compose
+    from omnigym.rllib.train_config import compose
     env = train_env(compose(["env=cartpole"]))
     assert (env.id, env.mask, env.layout, env.groups) == ("CartPole-v1", False, None, None)
     assert env.observation_space.shape == (4,) and env.action_space.n == 2
@@ -286,44 +285,26 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _kill_cluster(port: int) -> None:
-    """Stop only this test's Ray nodes (``ray stop`` would stop every Ray on the machine)."""
-    for pid_dir in Path("/proc").iterdir():
-        if not pid_dir.name.isdigit():
-            continue
-        try:
-            cmdline = (pid_dir / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-        except OSError:
-            continue
-        if f"127.0.0.1:{port}" in cmdline or f"--gcs_server_port={port}" in cmdline:
-            try:
-                os.kill(int(pid_dir.name), signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-
-
 @pytest.mark.slow
-def test_two_node_loopback_cluster_runs_env_runners_on_both_nodes(tmp_path, user_env):
+def test_two_node_loopback_cluster_runs_env_runners_on_both_nodes(tmp_path, user_env, daemons):
     port = _free_port()
     ray_bin = str(Path(sys.executable).with_name("ray"))
     node_log = tmp_path / "nodes.txt"
-    # The nodes' workers inherit the environment of `ray start`.
-    env = {**os.environ, **user_env, "RAY_AUTH_MODE": "disabled", "NODE_LOG": str(node_log)}
+    # The nodes' workers inherit the environment of `ray start`; the daemons
+    # fixture stops every process the two `ray start`s leave behind.
+    env = {**os.environ, **user_env, **daemons.env, "RAY_AUTH_MODE": "disabled", "NODE_LOG": str(node_log)}
     common = ["--node-ip-address=127.0.0.1", "--num-cpus=1", "--disable-usage-stats"]
-    try:
-        subprocess.run([ray_bin, "start", "--head", f"--port={port}", "--include-dashboard=false", *common],
-                       check=True, env=env, capture_output=True, timeout=120)
-        subprocess.run([ray_bin, "start", f"--address=127.0.0.1:{port}", *common],
-                       check=True, env=env, capture_output=True, timeout=120)
-        out = tmp_path / "cluster"
-        run_train(out, "resources=cluster", f"resources.address=127.0.0.1:{port}", "env=cartpole",
-                  "env.id=user/Corridor-v0", "env.modules=[user_corridor]", "resources.num_env_runners=2",
-                  "resources.num_envs_per_env_runner=1", "iterations=1",
-                  env={**user_env, "NODE_LOG": str(node_log)})
-        assert [int(r["iteration"]) for r in metrics(out)] == [1]
-        assert len(set(node_log.read_text().split())) == 2     # env runners on both nodes
-    finally:
-        _kill_cluster(port)
+    subprocess.run([ray_bin, "start", "--head", f"--port={port}", "--include-dashboard=false", *common],
+                   check=True, env=env, capture_output=True, timeout=120)
+    subprocess.run([ray_bin, "start", f"--address=127.0.0.1:{port}", *common],
+                   check=True, env=env, capture_output=True, timeout=120)
+    out = tmp_path / "cluster"
+    run_train(out, "resources=cluster", f"resources.address=127.0.0.1:{port}", "env=cartpole",
+              "env.id=user/Corridor-v0", "env.modules=[user_corridor]", "resources.num_env_runners=2",
+              "resources.num_envs_per_env_runner=1", "iterations=1",
+              env={**user_env, "NODE_LOG": str(node_log)})
+    assert [int(r["iteration"]) for r in metrics(out)] == [1]
+    assert len(set(node_log.read_text().split())) == 2     # env runners on both nodes
 
 
 @pytest.mark.parametrize("algo,env_name,extra", [

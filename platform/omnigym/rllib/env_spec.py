@@ -21,7 +21,7 @@ from omnigym.rllib.envs import MaskInObservation, import_modules
 class TrainEnv:
     id: str
     kwargs: dict = field(default_factory=dict)
-    modules: tuple[str, ...] = ()              # imported before making the env (user-registered ids)
+    modules: tuple[str, ...] = ()              # imported first: installed names or absolute .py paths
     observation_space: gym.Space | None = None  # as RLlib sees it (after MaskInObservation)
     action_space: gym.Space | None = None
     mask: bool = False                          # info["action_mask"] moves into a Dict observation
@@ -31,9 +31,12 @@ class TrainEnv:
 
 def resolve_env(env_id: str, kwargs: dict | None = None, modules=(), groups: GroupSchedule | None = None) -> TrainEnv:
     """Make the env once and describe it. A schedule's tasks are tried here,
-    so an unknown task fails now rather than on a remote worker."""
+    so an unknown task fails now rather than on a remote worker. ``modules``
+    (names or .py paths, see :mod:`omnigym.user_code`) are resolved here, in
+    the current directory, into specs that workers import from anywhere."""
     from omnigym.registry import make
-    kwargs, modules = dict(kwargs or {}), tuple(modules or ())
+    from omnigym.user_code import portable_spec
+    kwargs, modules = dict(kwargs or {}), tuple(portable_spec(m) for m in modules or ())
     import_modules(modules)
     env = make(env_id, **kwargs)
     try:

@@ -3,8 +3,9 @@
 ``register(env)`` registers an ``EnvCreator`` with ``ray.tune.register_env``;
 the creator travels to remote env runners (other processes, other nodes),
 imports the env's modules there and builds the env exactly as the spec says,
-without probing it again: custom and user-registered ids work as long as the
-worker can import the modules that register them (``env.modules``).
+without probing it again: custom and user-registered ids work because the spec
+names the modules that register them by absolute file path (or installed
+name), so a worker imports them whatever its own directory and ``sys.path``.
 
 RLlib cannot read ``info["action_mask"]``, so ``MaskInObservation`` moves the
 mask into a Dict observation ``{"observations", "action_mask"}``, the form
@@ -12,7 +13,6 @@ omnigym's RLModules (and RLlib's action-masking examples) expect.
 """
 from __future__ import annotations
 
-import importlib
 from typing import TYPE_CHECKING
 
 import gymnasium as gym
@@ -60,8 +60,9 @@ class MaskInObservation(gym.ObservationWrapper):
 
 def import_modules(modules) -> None:
     """Import the modules that register user envs (on the driver and on every worker)."""
+    from omnigym.user_code import import_user_module
     for module in modules:
-        importlib.import_module(module)
+        import_user_module(module)
 
 
 def make_env(env: TrainEnv, env_config: dict | None = None, slot: int | None = None) -> gym.Env:

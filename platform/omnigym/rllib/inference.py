@@ -13,8 +13,9 @@ MODULE_SUBDIR = Path("learner_group") / "learner" / "rl_module" / "default_polic
 
 
 def find_module_dir(path: str | Path) -> Path:
-    """The RLModule folder inside an algorithm checkpoint or a run folder."""
-    path = Path(path)
+    """The RLModule folder inside an algorithm checkpoint or a run folder, as
+    an absolute path (RLlib reads checkpoints by URI: a relative one has no scheme)."""
+    path = Path(path).expanduser().resolve()
     if (path / MODULE_SUBDIR).is_dir():
         return path / MODULE_SUBDIR
     if path.name == "default_policy" and path.is_dir():
@@ -23,6 +24,22 @@ def find_module_dir(path: str | Path) -> Path:
     if latest.is_file():
         return find_module_dir(path / "checkpoints" / latest.read_text().strip())
     raise ValueError(f"{path} is not an omnigym run or RLlib checkpoint (no {MODULE_SUBDIR})")
+
+
+def run_env_spec(path: str | Path) -> dict | None:
+    """``{"id", "kwargs", "modules"}`` of the env a run was trained on, read
+    from the ``config.yaml`` of the run folder that holds ``path`` (the run
+    itself, one of its checkpoints or the module inside one); None for a bare
+    RLlib checkpoint."""
+    from omegaconf import OmegaConf
+    path = Path(path).expanduser().resolve()
+    # A run folder, checkpoints/iter_N in it, or the module folder 4 levels inside that.
+    for folder in [path, *path.parents][:7]:
+        if (folder / "config.yaml").is_file() and (folder / "checkpoints").is_dir():
+            env = OmegaConf.to_container(OmegaConf.load(folder / "config.yaml"), resolve=True).get("env") or {}
+            return {"id": env.get("id"), "kwargs": dict(env.get("kwargs") or {}),
+                    "modules": list(env.get("modules") or [])}
+    return None
 
 
 def is_checkpoint(spec) -> bool:
@@ -63,12 +80,21 @@ class RLModuleAgent:
         self.masked = getattr(module, "masked", False)
         # RLlib's SAC module squashes a Gaussian through tanh into the bounds.
         self.squashed = "SAC" in type(module).__name__
+        # The env the module was trained on, so evaluation can make the same
+        # one: set by from_checkpoint from a run folder's config.yaml.
+        self.env_id: str | None = None
+        self.env_kwargs: dict | None = None
+        self.env_modules: list[str] | None = None
 
     @classmethod
     def from_checkpoint(cls, path, **kwargs):
+        """The agent of a run folder or checkpoint, from any relative or absolute path."""
         from ray.rllib.core.rl_module.rl_module import RLModule
-        module = RLModule.from_checkpoint(str(find_module_dir(path)))
-        return cls(module, **kwargs)
+        agent = cls(RLModule.from_checkpoint(str(find_module_dir(path))), **kwargs)
+        spec = run_env_spec(path)
+        if spec is not None:
+            agent.env_id, agent.env_kwargs, agent.env_modules = spec["id"], spec["kwargs"], spec["modules"]
+        return agent
 
     def reset(self, env=None, seed=None, member=None) -> None:
         self.rng = np.random.default_rng([seed or 0, member or 0])

@@ -5,7 +5,8 @@ One run folder holds everything: the resolved ``config.yaml``,
 across resumes), ``eval.csv`` (success with Wilson intervals from the core
 harness), ``checkpoints/iter_NNNNN`` (written to a temporary folder and
 renamed, so a kill never leaves a checkpoint that looks complete) and the
-final ``report/`` (trained vs baselines, learning curves).
+final ``report/`` (trained vs baselines, learning curves). ``seed=[0,1,2]``
+trains one run per seed and adds a report across them (``omnigym.rllib.seeds``).
 """
 from __future__ import annotations
 
@@ -20,19 +21,9 @@ from tqdm.auto import tqdm
 
 from omnigym.rllib.inference import trained_module
 
-CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
 METRIC_FIELDS = ["iteration", "env_steps", "episode_return_mean", "episode_len_mean", "episodes",
                  "env_steps_per_s", "iteration_s", "sample_s", "learn_s", "wall_s"]
 EVAL_FIELDS = ["iteration", "env_steps", "episodes", "success_rate", "success_lo", "success_hi", "return_mean"]
-
-
-def compose(overrides: list[str] | None = None) -> DictConfig:
-    """The train config with hydra command-line overrides applied."""
-    from hydra import compose as hydra_compose, initialize_config_dir
-    from hydra.core.global_hydra import GlobalHydra
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
-        return hydra_compose(config_name="train", overrides=list(overrides or []))
 
 
 # ------------------------------------------------------------------ files
@@ -121,49 +112,71 @@ def metrics_row(result: dict, iteration: int, iteration_s: float, wall_s: float,
 
 
 def evaluation_panel(cfg) -> tuple:
-    """(panel, env kwargs) for the core harness: a suite panel (cut to
-    ``episodes`` seeds) or an explicit seed range."""
-    from omnigym.evaluation import panel_seeds
+    """(panel, seeds limit, env kwargs) for the core harness: a named panel of
+    the env cut to ``episodes`` seeds, or the explicit seed range when the
+    env has no panel of that name (or ``evaluation.panel`` is null)."""
+    from omnigym.registry import panels_of
     from omnigym.rllib.algo_config import to_dict
     ev, env_kwargs = cfg.evaluation, to_dict(cfg.env.kwargs)
-    if ev.panel:
-        try:
-            name, seeds, panel_kwargs = panel_seeds(cfg.env.id, ev.panel)
-            return seeds[:int(ev.episodes)], {**env_kwargs, **panel_kwargs}
-        except ValueError:
-            pass  # the env has no suite: fall back to plain seeds
+    limit = int(ev.episodes)
+    if ev.panel and ev.panel in panels_of(cfg.env.id):
+        return str(ev.panel), limit, env_kwargs
     first, last = int(ev.seeds[0]), int(ev.seeds[1])
-    return list(range(first, last + 1))[:int(ev.episodes)], env_kwargs
+    return range(first, last + 1)[:limit], None, env_kwargs
+
+
+def evaluate_agent(agent, cfg) -> dict:
+    """One report section for ``agent`` on the run's evaluation panel (the same seeds for every agent)."""
+    from omnigym.evaluation import evaluate
+    panel, limit, env_kwargs = evaluation_panel(cfg)
+    return evaluate(agent, cfg.env.id, panel, env_kwargs=env_kwargs, progress=False, seeds_limit=limit)
 
 
 def evaluate_module(module, cfg, name: str) -> dict:
-    from omnigym.evaluation import evaluate
     from omnigym.rllib.inference import RLModuleAgent
-    seeds, env_kwargs = evaluation_panel(cfg)
-    policy = RLModuleAgent(module, name=name, greedy=bool(cfg.evaluation.get("greedy", True)))
-    return evaluate(policy, cfg.env.id, seeds, env_kwargs=env_kwargs, progress=False)
+    return evaluate_agent(RLModuleAgent(module, name=name, greedy=bool(cfg.evaluation.get("greedy", True))), cfg)
 
 
 # -------------------------------------------------------------------- run
+def refuse_to_overwrite(cfg: DictConfig) -> None:
+    """A new run (no resume) never writes into a folder that holds checkpoints."""
+    run_dir = Path(cfg.out_dir).resolve()
+    if not cfg.resume and latest_checkpoint(run_dir) is not None:
+        raise ValueError(f"{run_dir} already holds checkpoints; pass resume=true to continue it "
+                         f"or run_name=... for a new run")
+
+
 def prepare_run(cfg: DictConfig) -> tuple[DictConfig, Path, Path | None]:
-    """Resolve the run folder; on resume, reload the saved config."""
+    """Resolve the run folder; on resume, reload the saved config and set the
+    iterations to continue to (``iterations``, or the saved value when None)."""
     run_dir = Path(cfg.out_dir).resolve()  # RLlib's checkpointing wants absolute paths
     ckpt = latest_checkpoint(run_dir)
     if cfg.resume:
         saved = run_dir / "config.yaml"
         if not saved.exists():
             raise ValueError(f"resume=true but {run_dir} has no config.yaml; start the run without resume first")
-        iterations = cfg.iterations
+        requested = cfg.iterations
         cfg = OmegaConf.load(saved)
-        cfg.iterations = max(int(iterations), int(cfg.iterations))
+        done = int(ckpt.name.removeprefix("iter_")) if ckpt is not None else 0
+        target = int(cfg.iterations if requested is None else requested)
+        if target < done:
+            raise ValueError(f"{run_dir} has already done {done} iterations, more than iterations={target}; "
+                             f"pass iterations={done} or more to continue it")
+        if target != int(cfg.iterations):  # the saved config says how far the run goes
+            cfg.iterations = target
+            _write_atomic(saved, OmegaConf.to_yaml(cfg))
         cfg.resume = True
         return cfg, run_dir, ckpt
-    if ckpt is not None:
-        raise ValueError(f"{run_dir} already holds checkpoints; pass resume=true to continue it "
-                         f"or run_name=... for a new run")
+    refuse_to_overwrite(cfg)
+    if cfg.iterations is None:
+        raise ValueError("iterations=null: give the number of iterations to train, e.g. iterations=20")
+    resolved = OmegaConf.create(OmegaConf.to_container(cfg, resolve=True))
+    # Saved as files or installed names, so the run resumes and evaluates from any directory.
+    from omnigym.user_code import portable_spec
+    resolved.env.modules = [portable_spec(m) for m in resolved.env.get("modules") or ()]
     run_dir.mkdir(parents=True, exist_ok=True)
-    _write_atomic(run_dir / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
-    return OmegaConf.create(OmegaConf.to_container(cfg, resolve=True)), run_dir, None
+    _write_atomic(run_dir / "config.yaml", OmegaConf.to_yaml(resolved))
+    return resolved, run_dir, None
 
 
 def init_ray(cfg) -> bool:
@@ -194,8 +207,34 @@ def build_algorithm(cfg, env, run_dir: Path, ckpt: Path | None):
     return build_algo_config(cfg, env, run_dir).build_algo()
 
 
+def tensorboard_command(run_dir: Path) -> str:
+    return f"tensorboard --logdir {run_dir / 'tb'}"
+
+
 def train(cfg: DictConfig) -> Path:
-    """Train (or resume) a run; returns the path of its final report."""
+    """Train (or resume) a run; returns the path of its final report. With a
+    list of seeds, one run per seed, one after another; returns the path of
+    the report across them."""
+    from omnigym.rllib import seeds as seed_runs
+    seeds = seed_runs.seed_list(cfg)
+    if seeds is None:
+        return train_run(cfg)
+    configs = seed_runs.seed_configs(cfg, seeds)
+    for one in configs:  # before the first seed trains, not after
+        refuse_to_overwrite(one)
+    runs = []
+    for one in configs:
+        train_run(one)
+        runs.append((int(one.seed), Path(one.out_dir).resolve()))
+    first_seed, first_run = runs[0]
+    report = seed_runs.write_seed_report(runs, seed_runs.aggregate_dir(first_run, first_seed),
+                                         f"{cfg.algo.name} on {cfg.env.id}")
+    print(f"\nall {len(runs)} seeds: {report.parent}\nlearning curves: {seed_runs.tensorboard_command(runs)}")
+    return report
+
+
+def train_run(cfg: DictConfig) -> Path:
+    """Train (or resume) one run; returns the path of its final report."""
     from omnigym.rllib.env_spec import train_env
     cfg, run_dir, ckpt = prepare_run(cfg)
     import torch
@@ -246,6 +285,7 @@ def train(cfg: DictConfig) -> Path:
         writer.close()
         report = final_report(algo, cfg, run_dir)
         algo.stop()
+        print(f"run: {run_dir}\nlearning curves: {tensorboard_command(run_dir)}")
         return report
     finally:
         if started_ray:
@@ -257,34 +297,28 @@ def train(cfg: DictConfig) -> Path:
 
 def final_report(algo, cfg, run_dir: Path) -> Path:
     """Trained policy vs baselines on the same seeds, plus learning curves."""
-    from omnigym.evaluation import evaluate
     from omnigym.registry import entry
-    from omnigym.report import plot_curves, write_report
-    seeds, env_kwargs = evaluation_panel(cfg)
+    from omnigym.report import plot_training_curves, write_report
     sections = [evaluate_module(trained_module(algo), cfg, cfg.algo.name)]
     for baseline in cfg.evaluation.baselines or ():
         if baseline == "expert" and not entry(cfg.env.id).expert:
             continue
-        sections.append(evaluate(baseline, cfg.env.id, seeds, env_kwargs=env_kwargs, progress=False))
+        sections.append(evaluate_agent(baseline, cfg))
     out = run_dir / "report"
     out.mkdir(parents=True, exist_ok=True)
     metrics = _read_csv(run_dir / "metrics.csv")
-    returns = [(float(r["env_steps"]), float(r["episode_return_mean"])) for r in metrics]
-    # Iterations in which no episode ended report nan: leave them out of the curve.
-    plot_curves({"episode return (training)": [p for p in returns if p[1] == p[1]]},
-                out / "learning_curve.png", "environment steps", "mean episode return",
-                f"{cfg.algo.name} on {cfg.env.id}")
-    evals = _read_csv(run_dir / "eval.csv")
-    plot_curves({"success rate (evaluation)": [(float(r["env_steps"]), float(r["success_rate"])) for r in evals]},
-                out / "eval_curve.png", "environment steps", "success rate",
-                f"{cfg.algo.name} on {cfg.env.id}: evaluation")
+    # learning_curve.png and eval_curve.png, with the baselines as reference lines.
+    plot_training_curves(metrics, _read_csv(run_dir / "eval.csv"), out, f"{cfg.algo.name} on {cfg.env.id}",
+                         agent=cfg.algo.name, baselines=sections[1:])
     last = metrics[-1] if metrics else {}
     notes = [
         f"Run: `{run_dir}`; config: `config.yaml`; algorithm {cfg.algo.name}, policy {cfg.policy.name}, "
         f"resources {cfg.resources.name}; {last.get('iteration', 0)} iterations, {last.get('env_steps', 0)} env steps.",
         f"Evaluation: {'greedy' if cfg.evaluation.get('greedy', True) else 'sampled'} actions of the trained "
-        f"policy on {len(seeds)} seeds; baselines on the same seeds.",
+        f"policy on {sections[0]['summary']['episodes']} seeds of the {sections[0]['panel']} panel; "
+        "baselines on the same seeds.",
         "![learning curve](learning_curve.png)",
         "![evaluation curve](eval_curve.png)",
+        f"Every iteration's metrics in TensorBoard: `{tensorboard_command(run_dir)}`.",
     ]
     return write_report(sections, out, f"omnigym train: {cfg.algo.name} on {cfg.env.id}", notes=notes)
