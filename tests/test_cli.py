@@ -24,6 +24,8 @@ def test_list_and_info():
     assert set(info["modes"]) == {"text", "discrete", "vector"}
     assert info["modes"]["discrete"]["action_space"].startswith("Discrete(")
     assert "action_mask" in info["modes"]["discrete"]["info_keys"]
+    assert set(info["panels"]) == {"train", "test"}     # one-slot template: nothing held out
+    info = json.loads(run("info", "household/PutIn-v0", "--json").stdout)
     assert info["panels"]["heldout"].startswith("heldout split")
 
 
@@ -45,7 +47,7 @@ def test_play_reads_numbers_and_free_text():
 def test_eval_writes_report(tmp_path):
     proc = run("eval", "household/Hold-v0", "--agent", "expert", "--policy", "random",
                "--panel", "0..3", "--group-size", "2", "--out", str(tmp_path))
-    assert "expert" in proc.stdout and "success 100.0%" in proc.stdout
+    assert "expert" in proc.stdout and "100.0% [" in proc.stdout and "report:" in proc.stdout
     report = (tmp_path / "report.md").read_text()
     assert "Wilson" in report and "pass@2" in report
     recorded = sorted(p.name for p in (tmp_path / "episodes").glob("*.parquet"))
@@ -63,9 +65,10 @@ def test_quick_demo_evaluates_baselines_and_trains(tmp_path):
     run("demo", "--quick", "--out", "reports/demo", cwd=tmp_path)   # a relative path, as `make demo` gives
     tmp_path = tmp_path / "reports" / "demo"
     summary = json.loads((tmp_path / "summary.json").read_text())
-    by_policy = {(s["policy"], s["panel"]): s["summary"]["success_rate"] for s in summary["sections"]}
-    assert all(rate == 1.0 for (policy, _), rate in by_policy.items() if policy == "expert")
-    assert ("ppo", "Hold train") in by_policy and ("random", "Hold train") in by_policy
+    by_agent = {(s["env_id"], s["policy"], s["panel"]): s["summary"]["success_rate"] for s in summary["sections"]}
+    assert all(rate == 1.0 for (_, agent, _), rate in by_agent.items() if agent == "expert")
+    # one name per panel everywhere: the trained agent is scored on Hold's named train panel
+    assert {("household/Hold-v0", a, "train") for a in ("ppo", "random", "expert")} <= set(by_agent)
     # household: 2 policies x 2 panels; robots and tools: expert and random each
     assert len(list((tmp_path / "episodes").glob("*.parquet"))) == 8
     assert len(list((tmp_path / "videos").glob("*.mp4"))) == 2

@@ -10,6 +10,13 @@ import os
 import sys
 
 
+def _import_user_modules(args) -> None:
+    """``--import-module``: module names (from the current directory too) or ``.py`` files."""
+    from omnigym.user_code import import_user_module
+    for spec in getattr(args, "import_module", None) or ():
+        import_user_module(spec)
+
+
 def _cmd_list(args) -> int:
     from omnigym.registry import list_envs
     envs = list_envs(args.family)
@@ -57,41 +64,8 @@ def _cmd_check(args) -> int:
 
 
 def _cmd_play(args) -> int:
-    from omnigym import info_keys as K
-    from omnigym.registry import make
-    env = make(args.env_id, **({"mode": "text"} if args.env_id.startswith(("household/",)) else {}))
-    seed = args.seed
-    obs, info = env.reset(seed=seed)
-    total = 0.0
-    print("Type an action (free text), a number from the list, 'r' to restart, 'q' to quit.\n")
-    while True:
-        print(obs if isinstance(obs, str) else repr(obs))
-        actions = info.get(K.ADMISSIBLE_ACTIONS) or []
-        for i, a in enumerate(actions):
-            print(f"  {i:>3}. {a}")
-        try:
-            line = input("> ").strip()
-        except EOFError:
-            print()
-            return 0
-        if line in ("q", "quit", "exit"):
-            return 0
-        if line in ("r", "reset"):
-            seed = None if seed is None else seed + 1
-            obs, info = env.reset(seed=seed)
-            total = 0.0
-            continue
-        action = actions[int(line)] if line.isdigit() and int(line) < len(actions) else line
-        obs, reward, terminated, truncated, info = env.step(action)
-        total += reward
-        if info.get(K.INVALID_ACTION):
-            print("(invalid action)")
-        if terminated or truncated:
-            print(obs if isinstance(obs, str) else repr(obs))
-            print(f"\nEpisode over: success={info.get(K.SUCCESS)} return={total:.2f}. New episode.\n")
-            seed = None if seed is None else seed + 1
-            obs, info = env.reset(seed=seed)
-            total = 0.0
+    from omnigym.play import play
+    return play(args.env_id, args.seed)
 
 
 def _parse_kwargs(pairs: list[str]) -> dict:
@@ -119,27 +93,15 @@ def _panels(values: list[str]) -> list:
 
 
 def _cmd_eval(args) -> int:
-    import importlib
     from omnigym.evaluation import evaluate_many
-    for module in args.import_module or ():
-        importlib.import_module(module)
     if args.video < 0:
         raise ValueError(f"--video must be 0 or more, got {args.video}")
     path, sections = evaluate_many(args.agent or ["random"], args.env_id, _panels(args.panel or ["train"]),
                                    args.out, group_size=args.group_size, env_kwargs=_parse_kwargs(args.env_kwarg),
                                    record=not args.no_record, video=args.video)
-    _print_sections(sections)
-    print(f"\nreport: {path}")
+    from omnigym.report import print_summary
+    print_summary(sections, path)
     return 0
-
-
-def _print_sections(sections) -> None:
-    for s in sections:
-        m = s["summary"]
-        lo, hi = m["success_ci"]
-        print(f"{s['policy']:>10} | {s['panel']:<10} | success {100 * m['success_rate']:5.1f}% "
-              f"[{100 * lo:.1f}, {100 * hi:.1f}] | return {m['return_mean']:.3f} | steps {m['length_mean']:.1f}"
-              f" | n={m['episodes']}")
 
 
 def _env_facts(env_id: str, env_kwargs: dict):
@@ -273,7 +235,12 @@ def _cmd_bench(args) -> int:
 
 
 def _cmd_train(args) -> int:
-    from omnigym.rllib.train import compose, train
+    if args.help:
+        from omnigym.rllib.train_config import train_help
+        print(train_help())
+        return 0
+    from omnigym.rllib.train import train
+    from omnigym.rllib.train_config import compose
     cfg = compose(args.overrides)
     if args.print_config:
         from omegaconf import OmegaConf
@@ -286,25 +253,32 @@ def _cmd_train(args) -> int:
 
 def _cmd_demo(args) -> int:
     from omnigym.demo import run_demo
+    from omnigym.report import print_summary
     path = run_demo(args.out, quick=args.quick, train=not args.no_train)
-    print(f"\nreport: {path}")
+    print_summary(json.loads((path.parent / "summary.json").read_text())["sections"], path)
     return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="omnigym", description=__doc__.splitlines()[0])
+    p.add_argument("-v", "--verbose", action="store_true",
+                   help="show the Ray and RLlib log lines that are hidden by default")
     sub = p.add_subparsers(dest="command", required=True)
+    # Every command that resolves an env id can first import the user's own registrations.
+    user_modules = argparse.ArgumentParser(add_help=False)
+    user_modules.add_argument("--import-module", action="append", metavar="MODULE_OR_FILE",
+                              help="a module (from the current directory too) or a .py file that registers your own ids")
 
-    s = sub.add_parser("list", help="list registered environments")
+    s = sub.add_parser("list", parents=[user_modules], help="list registered environments")
     s.add_argument("--family", default=None)
     s.set_defaults(fn=_cmd_list)
 
-    s = sub.add_parser("info", help="spaces, modes, info keys and tasks of an environment")
+    s = sub.add_parser("info", parents=[user_modules], help="spaces, modes, info keys and tasks of an environment")
     s.add_argument("env_id")
     s.add_argument("--json", action="store_true")
     s.set_defaults(fn=_cmd_info)
 
-    s = sub.add_parser("check", help="check ids against gymnasium's checker and every omnigym convention")
+    s = sub.add_parser("check", parents=[user_modules], help="check ids against gymnasium's checker and every omnigym convention")
     s.add_argument("env_id", nargs="?")
     s.add_argument("--all", action="store_true", help="every registered id")
     s.add_argument("--family", default=None, help="with --all: only this family")
@@ -312,12 +286,12 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--no-expert", action="store_true", help="skip the expert-solves-an-episode check")
     s.set_defaults(fn=_cmd_check)
 
-    s = sub.add_parser("play", help="play a text environment in the terminal")
+    s = sub.add_parser("play", parents=[user_modules], help="play a text environment in the terminal")
     s.add_argument("env_id")
     s.add_argument("--seed", type=int, default=0)
     s.set_defaults(fn=_cmd_play)
 
-    s = sub.add_parser("eval", help="evaluate agents on seed panels and write a report")
+    s = sub.add_parser("eval", parents=[user_modules], help="evaluate agents on seed panels and write a report")
     s.add_argument("env_id")
     s.add_argument("--agent", "--policy", dest="agent", action="append",
                    help="random, expert, module:Class or a checkpoint/run folder (repeatable)")
@@ -327,12 +301,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--env-kwarg", action="append", help="key=value passed to the env (JSON values)")
     s.add_argument("--out", default="reports/eval")
     s.add_argument("--no-record", action="store_true", help="do not save episodes as Parquet")
-    s.add_argument("--import-module", action="append", help="a module that registers your own env ids")
     s.add_argument("--video", type=int, default=0, metavar="K",
                    help="film the first K episodes of each agent and panel (MP4 + GIF under OUT/videos/)")
     s.set_defaults(fn=_cmd_eval)
 
-    s = sub.add_parser("rollout", help="record episodes of an agent as Parquet, optionally LeRobot / Minari")
+    s = sub.add_parser("rollout", parents=[user_modules], help="record episodes of an agent as Parquet, optionally LeRobot / Minari")
     s.add_argument("env_id")
     s.add_argument("--agent", "--policy", dest="agent", default="random",
                    help="random, expert, module:Class or a checkpoint/run folder")
@@ -364,7 +337,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--json", action="store_true")
     s.set_defaults(fn=_cmd_bench)
 
-    s = sub.add_parser("train", help="train with RLlib: hydra overrides such as algo=ppo env=cartpole iterations=20")
+    # Its own --help: the groups, options and keys come from the config files (train_help).
+    s = sub.add_parser("train", add_help=False,
+                       help="train with RLlib: hydra overrides such as algo=ppo env=cartpole iterations=20")
+    s.add_argument("-h", "--help", action="store_true", help="groups, options, keys and examples")
     s.add_argument("overrides", nargs="*", help="hydra overrides (key=value, group=option)")
     s.add_argument("--print-config", action="store_true", help="print the composed config and exit")
     s.set_defaults(fn=_cmd_train)
@@ -379,7 +355,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    from omnigym.quiet import configure
+    configure(args.verbose)
     try:
+        _import_user_modules(args)
         return args.fn(args)
     except (ValueError, KeyError) as exc:
         msg = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc

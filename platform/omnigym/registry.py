@@ -116,8 +116,9 @@ def entry(env_id: str) -> EnvEntry:
 def panels_of(env_id: str) -> dict[str, tuple[str | None, list[int]]]:
     """Every named panel of an id: ``{name: (split or None, seeds)}``."""
     suite = suite_of(env_id)
-    if suite is not None:
-        return {p.name: (p.split, list(p.seeds)) for p in suite.panels.values()}
+    if suite is not None:  # only panels whose split holds some of this id's tasks
+        panels = suite.panels_for(entry(env_id).kwargs.get("templates"))
+        return {p.name: (p.split, list(p.seeds)) for p in panels.values()}
     return {name: (None, list(range(first, first + n))) for name, (first, n) in entry(env_id).panels.items()}
 
 

@@ -10,10 +10,11 @@ any fields of the family's own, kept in ``Task.data``). Top-level keys other
 than the ones below (e.g. the shell ``fixture``) go to ``TaskSuite.extras``
 through the family's ``parse_extras`` hook::
 
-    name: household
-    version: 0
-    max_steps: 40
-    heldout_fraction: 0.3
+    name: household                      # ids are named after it (default: the file name)
+    version: 0                           # the -vN of the ids
+    doc: chores in procedural apartments # one line for `omnigym list`
+    max_steps: 40                        # episode limit of every id
+    heldout_fraction: 0.3                # share of combinations held out (default 0.3)
     templates:
       put_in:
         instruction: put the {obj} in the {container}
@@ -31,7 +32,9 @@ Panels fix the evaluation seeds. Every suite has ``train`` (train split,
 seeds from 0), ``test`` (train split, seeds from 200000: the same tasks on
 unseen scenes) and, when it holds tasks out, ``heldout`` (heldout split,
 seeds from 100000); panels in the YAML replace these defaults by name, and
-the defaults take the ``train`` panel's episode count.
+the defaults take the ``train`` panel's episode count. A default panel whose
+split is empty is left out; a panel written in the YAML on an empty split is
+an error that says why.
 
 Families: ``load_family_suite(family, name_or_path)`` finds a suite by name
 in ``tasks/<family>/`` (or takes a path) and applies that package's hooks:
@@ -56,6 +59,7 @@ TEMPLATE_KEYS = {"instruction", "goal", "slots", "heldout"}
 TASK_KEYS = {"instruction", "goal", "template", "split"}
 SPLITS = ("train", "heldout")
 DEFAULT_EPISODES = 50
+DEFAULT_HELDOUT_FRACTION = 0.3
 # Where each default panel's seeds start: test and heldout never reuse training seeds.
 DEFAULT_PANELS = {"train": ("train", 0), "test": ("train", 200_000), "heldout": ("heldout", 100_000)}
 
@@ -112,6 +116,15 @@ class TaskSuite:
         if name not in self.panels:
             raise KeyError(f"suite {self.name!r} has no panel {name!r}; panels: {sorted(self.panels)}")
         return self.panels[name]
+
+    def panels_for(self, templates: list[str] | None = None) -> dict[str, Panel]:
+        """The panels an env of ``templates`` (None: all) can play: those whose
+        split holds some of its tasks. A template of one slot holds nothing
+        out, so an id of that template alone has no heldout panel."""
+        if not templates:
+            return dict(self.panels)
+        return {name: p for name, p in self.panels.items()
+                if any(self.tasks[t].template in templates for t in self.splits[p.split])}
 
     def task(self, task_id: str) -> Task:
         if task_id not in self.tasks:
@@ -219,6 +232,16 @@ def _validated(path: Path, where: str, task: Task, validate) -> Task:
     return task
 
 
+def _why_empty(split: str, spec: dict) -> str:
+    """Why a split a panel names has no tasks, and what to do about it (the end of a one-line error)."""
+    if split != "heldout":
+        return "; every task is held out (split: heldout): leave some in training"
+    fraction = spec.get("heldout_fraction", DEFAULT_HELDOUT_FRACTION)
+    return (f": too few slot combinations to hold any out at heldout_fraction {fraction} (a held-out "
+            "combination needs a template of 2+ slots and must leave each slot value in some training "
+            "task); add slot values, raise heldout_fraction, give a task split: heldout, or remove the panel")
+
+
 def _panels(path: Path, spec: dict, splits: dict) -> dict[str, Panel]:
     panel_specs = spec.get("panels") or {}
     if not isinstance(panel_specs, dict):
@@ -230,9 +253,13 @@ def _panels(path: Path, spec: dict, splits: dict) -> dict[str, Panel]:
     specs.update({name: p if isinstance(p, dict) else {} for name, p in panel_specs.items()})
     panels = {}
     for pname, pspec in specs.items():
-        split = pspec.get("split", pname)
-        if split not in splits or not splits[split]:
-            raise ValueError(f"{path}: panel {pname!r} uses empty or unknown split {split!r}")
+        # A written panel that replaces a default keeps the default's split unless it names one.
+        split = pspec.get("split", DEFAULT_PANELS[pname][0] if pname in DEFAULT_PANELS else pname)
+        if split not in splits:
+            raise ValueError(f"{path}: panel {pname!r} uses unknown split {split!r}; splits: {', '.join(SPLITS)}")
+        if not splits[split]:
+            raise ValueError(f"{path}: panel {pname!r} uses the {split} split, which is empty"
+                             f"{_why_empty(split, spec)}")
         first, count = pspec.get("first_seed", 0), pspec.get("episodes", DEFAULT_EPISODES)
         if not all(isinstance(v, int) and not isinstance(v, bool) for v in (first, count)):
             raise ValueError(f"{path}: panel {pname!r}: first_seed and episodes must be integers")
@@ -257,7 +284,7 @@ def load_suite(path: str | Path, validate=None, parse_extras=None) -> TaskSuite:
     for key, value in (("templates", templates), ("tasks", explicit)):
         if value is not None and not isinstance(value, dict):
             raise ValueError(f"{path}: '{key}' must be a mapping, got {type(value).__name__}")
-    fraction = float(spec.get("heldout_fraction", 0.3))
+    fraction = float(spec.get("heldout_fraction", DEFAULT_HELDOUT_FRACTION))
     tasks: dict[str, Task] = {}
     split_of: dict[str, str] = {}
     for name, tspec in (templates or {}).items():
