@@ -67,11 +67,11 @@ ADJUSTED = [
 
 # (text in the command or script, text its output must hold): what a reader is told to expect.
 EXPECTED = [
-    ("omnigym eval CartPole-v1 --agent runs/", "trained"),
+    ("omnigym eval CartPole-v1 --agent runs/", "ppo"),
     ('print(register_suite("my_chores.yaml"))', "'household/MyChoresTidyUp-v0'"),
     ("omnigym list --family household --import-module my_suite.py", "household/MyChoresReadingCorner-v0"),
     ("omnigym eval household/MyChores-v0", "heldout"),
-    ("--agent runs/ppo-user-corridor-v0-s0", "trained"),
+    ("--agent runs/ppo-user-corridor-v0-s0", "ppo"),
 ]
 
 

@@ -266,5 +266,13 @@ def test_a_run_is_evaluated_from_a_relative_path_and_resumed_to_more_iterations(
     cwd, _ = two_seeds
     omnigym(cwd, "eval", "CartPole-v1", "--agent", "runs/ppo-cartpole-v1-s0", "--panel", "0..2",
             "--out", "reports/eval", "--no-record")
+    # One name per agent: a run goes by its algorithm, as in its own report; two
+    # runs of one algorithm side by side go by their run names.
+    summary = json.loads((cwd / "reports/eval/summary.json").read_text())
+    assert [s["policy"] for s in summary["sections"]] == ["ppo"]
+    omnigym(cwd, "eval", "CartPole-v1", "--agent", "runs/ppo-cartpole-v1-s0", "--agent", "runs/ppo-cartpole-v1-s1",
+            "--panel", "0..2", "--out", "reports/both", "--no-record")
+    summary = json.loads((cwd / "reports/both/summary.json").read_text())
+    assert [s["policy"] for s in summary["sections"]] == ["ppo-cartpole-v1-s0", "ppo-cartpole-v1-s1"]
     omnigym(cwd, "train", *FAST, "env=cartpole", "seed=1", "resume=true", "iterations=2")
     assert [int(r["iteration"]) for r in rows(cwd / "runs" / "ppo-cartpole-v1-s1" / "metrics.csv")] == [1, 2]

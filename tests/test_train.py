@@ -181,7 +181,7 @@ def test_eval_accepts_a_checkpoint_and_a_finished_run_needs_resume(tmp_path):
                            "--policy", "random", "--panel", "0..4", "--out", str(tmp_path / "eval")],
                           cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert "trained" in proc.stdout and "random" in proc.stdout
+    assert "ppo" in proc.stdout and "random" in proc.stdout     # a run is named after its algorithm, as in its report
 
 
 def test_resume_after_kill_9_continues_from_the_last_checkpoint(tmp_path):

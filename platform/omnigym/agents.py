@@ -177,7 +177,7 @@ def resolve_agent(spec, env_id: str | None = None, **kwargs):
     from omnigym.rllib.inference import is_checkpoint
     if is_checkpoint(spec):
         from omnigym.rllib.inference import RLModuleAgent
-        return RLModuleAgent.from_checkpoint(spec, name=kwargs.pop("name", "trained"), **kwargs)
+        return RLModuleAgent.from_checkpoint(spec, **kwargs)
     if ":" in spec:
         obj = _import(spec)
         agent = obj(**kwargs) if isinstance(obj, type) else obj

@@ -82,10 +82,9 @@ def evaluate_many(agents: list, env_id: str, panels: list, out_dir: str | Path, 
     Returns (report path, sections)."""
     out_dir = Path(out_dir)
     sections = []
-    for spec in agents:
+    for agent in _distinctly_named([resolve_agent(spec, env_id) for spec in agents]):
+        name = agent_name(agent)
         for panel in panels:
-            agent = resolve_agent(spec, env_id)
-            name = agent_name(agent)
             label = panel if isinstance(panel, str) else f"seeds{panel[0]}-{panel[-1]}"
             record_to = out_dir / "episodes" / f"{name}-{label}.parquet" if record else None
             sections.append(evaluate(agent, env_id, panel, group_size, env_kwargs=env_kwargs,
@@ -93,3 +92,17 @@ def evaluate_many(agents: list, env_id: str, panels: list, out_dir: str | Path, 
                                      video_dir=out_dir / "videos"))
     path = write_report(sections, out_dir, title or f"Evaluation on {env_id}", notes=notes)
     return path, sections
+
+
+def _distinctly_named(agents: list) -> list:
+    """One name per agent in a report: two runs of one algorithm go by their
+    run names; any other clash is an error the user can fix with ``name``."""
+    names = [agent_name(a) for a in agents]
+    for agent, name in zip(agents, names):
+        if names.count(name) > 1 and getattr(agent, "run_name", None):
+            agent.name = agent.run_name
+    names = [agent_name(a) for a in agents]
+    clashes = sorted({n for n in names if names.count(n) > 1})
+    if clashes:
+        raise ValueError(f"two agents are named {clashes[0]!r}: give each its own name")
+    return agents

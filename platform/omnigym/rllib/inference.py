@@ -26,19 +26,16 @@ def find_module_dir(path: str | Path) -> Path:
     raise ValueError(f"{path} is not an omnigym run or RLlib checkpoint (no {MODULE_SUBDIR})")
 
 
-def run_env_spec(path: str | Path) -> dict | None:
-    """``{"id", "kwargs", "modules"}`` of the env a run was trained on, read
-    from the ``config.yaml`` of the run folder that holds ``path`` (the run
-    itself, one of its checkpoints or the module inside one); None for a bare
-    RLlib checkpoint."""
+def run_config(path: str | Path) -> dict | None:
+    """The resolved ``config.yaml`` of the run folder that holds ``path`` (the
+    run itself, one of its checkpoints or the module inside one); None for a
+    bare RLlib checkpoint."""
     from omegaconf import OmegaConf
     path = Path(path).expanduser().resolve()
     # A run folder, checkpoints/iter_N in it, or the module folder 4 levels inside that.
     for folder in [path, *path.parents][:7]:
         if (folder / "config.yaml").is_file() and (folder / "checkpoints").is_dir():
-            env = OmegaConf.to_container(OmegaConf.load(folder / "config.yaml"), resolve=True).get("env") or {}
-            return {"id": env.get("id"), "kwargs": dict(env.get("kwargs") or {}),
-                    "modules": list(env.get("modules") or [])}
+            return OmegaConf.to_container(OmegaConf.load(folder / "config.yaml"), resolve=True)
     return None
 
 
@@ -85,15 +82,22 @@ class RLModuleAgent:
         self.env_id: str | None = None
         self.env_kwargs: dict | None = None
         self.env_modules: list[str] | None = None
+        self.run_name: str | None = None
 
     @classmethod
     def from_checkpoint(cls, path, **kwargs):
-        """The agent of a run folder or checkpoint, from any relative or absolute path."""
+        """The agent of a run folder or checkpoint, from any relative or absolute
+        path. A run's agent is named after its algorithm (as in the run's own
+        report) and evaluates on the env the run was trained on."""
         from ray.rllib.core.rl_module.rl_module import RLModule
+        config = run_config(path) or {}
+        kwargs.setdefault("name", (config.get("algo") or {}).get("name", "trained"))
         agent = cls(RLModule.from_checkpoint(str(find_module_dir(path))), **kwargs)
-        spec = run_env_spec(path)
-        if spec is not None:
-            agent.env_id, agent.env_kwargs, agent.env_modules = spec["id"], spec["kwargs"], spec["modules"]
+        agent.run_name = config.get("run_name")
+        if config:
+            env = config.get("env") or {}
+            agent.env_id, agent.env_kwargs = env.get("id"), dict(env.get("kwargs") or {})
+            agent.env_modules = list(env.get("modules") or [])
         return agent
 
     def reset(self, env=None, seed=None, member=None) -> None:
