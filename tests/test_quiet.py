@@ -62,6 +62,19 @@ def test_quiet_drops_only_the_routine_lines_and_verbose_shows_them():
             logger.removeHandler(handler)
 
 
+MAKE_HALFCHEETAH = "import omnigym; omnigym.make('HalfCheetah-v5').close(); print('made')"
+
+
+def test_mujoco_compile_warning_is_dropped_unless_verbose():
+    quiet = subprocess.run([sys.executable, "-c", MAKE_HALFCHEETAH], capture_output=True, text=True, timeout=120,
+                           env={k: v for k, v in os.environ.items() if k != "OMNIGYM_VERBOSE"})
+    assert quiet.returncode == 0 and "made" in quiet.stdout, quiet.stderr[-2000:]
+    assert "settotalmass" not in quiet.stderr
+    verbose = subprocess.run([sys.executable, "-c", MAKE_HALFCHEETAH], capture_output=True, text=True, timeout=120,
+                             env={**os.environ, "OMNIGYM_VERBOSE": "1"})
+    assert verbose.returncode == 0 and "settotalmass" in verbose.stderr
+
+
 def _wait_until_none_run(daemons, timeout=20.0) -> dict[int, str]:
     deadline = time.monotonic() + timeout
     while (running := daemons.running()) and time.monotonic() < deadline:

@@ -99,6 +99,8 @@ def make(env_id: str, **kwargs) -> gymnasium.Env:
     load_families()
     if env_id not in gymnasium.registry:
         raise _unknown(env_id)
+    from omnigym.quiet import quiet_simulator_of
+    quiet_simulator_of(gymnasium.registry[env_id])
     return gymnasium.make(env_id, **kwargs)
 
 
