@@ -153,9 +153,14 @@ def test_eval_curve_has_a_band_axes_from_zero_and_reference_lines():
 
 def test_eval_curve_without_success_signal_plots_return():
     evals = [{"env_steps": "4000", "success_rate": "0.0", "success_lo": "0.0", "success_hi": "0.1",
-              "return_mean": "210"}]
+              "return_mean": "210", "return_lo": "180", "return_hi": "240"},
+             {"env_steps": "8000", "success_rate": "0.0", "success_lo": "0.0", "success_hi": "0.1",
+              "return_mean": "400", "return_lo": "350", "return_hi": "450"}]
     ax = training_figures([], evals, "ppo on CartPole-v1", agent="ppo")["eval_curve.png"].axes[0]
-    assert "return" in ax.get_ylabel() and ax.get_lines()[0].get_ydata()[0] == 210.0
+    assert "return" in ax.get_ylabel() and list(ax.get_lines()[0].get_ydata()) == [210.0, 400.0]
+    band = ax.collections[0].get_paths()[0].vertices[:, 1]     # the return's interval, as for success
+    assert band.min() == 180.0 and band.max() == 450.0
+    assert ax.get_ylim()[0] == 0.0 and ax.get_xlim()[0] == 0.0
 
 
 def test_curves_start_at_zero():

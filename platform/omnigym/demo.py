@@ -30,13 +30,12 @@ TRAIN_OVERRIDES = ["env=household_hold", "policy=scorer", "env.kwargs.progress_r
 
 def run_demo(out_dir: str | Path = "reports/demo", quick: bool = False, train: bool = True) -> Path:
     out_dir = Path(out_dir)
-    panels = ["train", "heldout"] if not quick else [range(0, 8), range(100000, 100008)]
     sections = []
     for agent, group_size in DEMO_AGENTS:
-        for panel in panels:
-            label = panel if isinstance(panel, str) else f"{panel.start}"
-            record_to = out_dir / "episodes" / f"{agent}-{label}.parquet"
-            sections.append(evaluate(agent, DEMO_ENV, panel, group_size, record_to=record_to))
+        for panel in ("train", "heldout"):
+            record_to = out_dir / "episodes" / f"{agent}-{panel}.parquet"
+            sections.append(evaluate(agent, DEMO_ENV, panel, group_size, record_to=record_to,
+                                     seeds_limit=8 if quick else None))
     notes = [
         "random: a uniformly random admissible action each step, 4 tries per seed (pass@k, pass^k).",
         "expert: breadth-first search over the simulator: a shortest plan from the true state.",
@@ -45,8 +44,8 @@ def run_demo(out_dir: str | Path = "reports/demo", quick: bool = False, train: b
     ]
     sections += _other_families(out_dir, quick)
     notes += [
-        "robots/Push-v0: the scripted arm expert vs uniformly random actions on held-out layouts "
-        "(the test panel); the first episode of each is filmed under videos/.",
+        "robots/Push-v0: the scripted arm expert vs uniformly random actions on the first 20 seeds of "
+        "the test panel (layouts never used in training); the first episode of each is filmed under videos/.",
         "tools/Tools-v0: the scripted tool-using expert vs a random pick among the candidate outputs, "
         "on the held-out split (novel combinations of tools, relations and operations).",
     ]
@@ -63,14 +62,17 @@ def run_demo(out_dir: str | Path = "reports/demo", quick: bool = False, train: b
 
 
 def _other_families(out_dir: Path, quick: bool) -> list[dict]:
-    """Experts vs random on one robots task and on the tools suite."""
+    """Experts vs random on one robots task and on the tools suite, on their
+    own named panels (the first seeds of robots' test panel: each episode is
+    seconds of physics)."""
     n = 3 if quick else 20
     sections = []
     for agent in ("expert", "random"):
-        sections.append(evaluate(agent, "robots/Push-v0", range(100_000, 100_000 + n), video=1,
+        sections.append(evaluate(agent, "robots/Push-v0", "test", seeds_limit=n, video=1,
                                  video_dir=out_dir / "videos",
                                  record_to=out_dir / "episodes" / f"push-{agent}.parquet"))
-        sections.append(evaluate(agent, "tools/Tools-v0", "heldout" if not quick else range(100_000, 100_000 + n),
+    for agent in ("expert", "random"):
+        sections.append(evaluate(agent, "tools/Tools-v0", "heldout", seeds_limit=n if quick else None,
                                  record_to=out_dir / "episodes" / f"tools-{agent}.parquet"))
     return sections
 

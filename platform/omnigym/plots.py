@@ -40,6 +40,11 @@ LABEL_FONT = 8
 # --------------------------------------------------------------------------
 
 
+
+def _percent(value: float) -> str:
+    """A percentage label: 0.4% is not rounded to a misleading 0%."""
+    return f"{value:.1f}%" if 0 < value < 1 or 99 < value < 100 else f"{value:.0f}%"
+
 def _new_figure(width: float, height: float):
     from matplotlib.figure import Figure  # lazy: matplotlib is slow to import
 
@@ -169,7 +174,7 @@ def success_figure(sections: Sequence[Mapping[str, Any]]):
 
     return _bars_per_env(sections, "Success rate (95% CI over seeds)",
                          lambda m: None if m.get("success_rate") is None else 100.0 * m["success_rate"],
-                         interval, lambda v: f"{v:.0f}%", "success rate", percent=True)
+                         interval, _percent, "success rate", percent=True)
 
 
 def returns_figure(sections: Sequence[Mapping[str, Any]]):
@@ -245,7 +250,7 @@ def per_task_figure(sections: Sequence[Mapping[str, Any]]):
         ax.set_title(title, fontsize=LABEL_FONT + 2, loc="left")
         for (i, j), value in np.ndenumerate(grid):
             if not math.isnan(value):
-                ax.text(j, i, f"{value:.0f}%", ha="center", va="center", fontsize=LABEL_FONT,
+                ax.text(j, i, _percent(value), ha="center", va="center", fontsize=LABEL_FONT,
                         color="white" if value < 50.0 else "black")
     bar = fig.colorbar(image, ax=list(axes), location="bottom", shrink=0.6, aspect=30,
                        label="success rate")
@@ -327,30 +332,39 @@ def _number(text) -> float | None:
     return value if math.isfinite(value) else None
 
 
-def _eval_success_figure(evals, agent: str, baselines, title: str):
-    """Evaluation success (%) with its band, baselines as reference lines."""
+def _eval_figure(evals, agent: str, baselines, title: str, success: bool):
+    """Evaluation success (%) or, where there is no success signal, mean
+    return, with its 95% band; baselines as reference lines."""
     import numpy as np
 
-    rows = [(_number(r["env_steps"]), _number(r["success_rate"]), _number(r.get("success_lo")),
-             _number(r.get("success_hi"))) for r in evals]
+    key = "success_rate" if success else "return_mean"
+    low, high = ("success_lo", "success_hi") if success else ("return_lo", "return_hi")
+    scale = 100.0 if success else 1.0
+    rows = [(_number(r["env_steps"]), _number(r.get(key)), _number(r.get(low)), _number(r.get(high)))
+            for r in evals]
     rows = [r for r in rows if r[0] is not None and r[1] is not None]
     x = np.array([r[0] for r in rows])
-    y = 100.0 * np.array([r[1] for r in rows])
-    lo = 100.0 * np.array([r[2] if r[2] is not None else r[1] for r in rows])
-    hi = 100.0 * np.array([r[3] if r[3] is not None else r[1] for r in rows])
-    refs = {s["policy"]: s["summary"]["success_rate"] for s in baselines
-            if s["summary"].get("success_rate") is not None}
+    y = scale * np.array([r[1] for r in rows])
+    lo = scale * np.array([r[2] if r[2] is not None else r[1] for r in rows])
+    hi = scale * np.array([r[3] if r[3] is not None else r[1] for r in rows])
+    refs = {s["policy"]: s["summary"][key] for s in baselines if s["summary"].get(key) is not None}
     colours = agent_colours([*refs, agent])
     fig = _new_figure(7.0, 4.5)
     ax = fig.add_subplot()
     ax.fill_between(x, lo, hi, color=colours[agent], alpha=0.2, lw=0, label="95% CI over seeds")
     ax.errorbar(x, y, yerr=[y - lo, hi - y], color=colours[agent], marker="o", ms=4, capsize=3, label=agent)
-    _references(ax, refs, colours, fmt="{:.0f}%".format, scale=100.0)
-    _steps_axis(ax.xaxis)
-    ax.set_ylim(0.0, 102.0)
     ax.set_xlim(0.0, max([*x, 1.0]) * 1.05)
-    _percent_axis(ax.yaxis)
-    ax.set(xlabel="environment steps", ylabel="success rate (evaluation)", title=title)
+    _steps_axis(ax.xaxis)
+    if success:
+        _references(ax, refs, colours, fmt=_percent, scale=100.0)
+        ax.set_ylim(0.0, 102.0)
+        _percent_axis(ax.yaxis)
+        ax.set(ylabel="success rate (evaluation)", title=title)
+    else:
+        _references(ax, refs, colours)
+        _from_zero(ax)
+        ax.set(ylabel="mean episode return (evaluation)", title=f"{title} (no success signal: return)")
+    ax.set(xlabel="environment steps")
     ax.grid(alpha=0.3)
     ax.legend(fontsize="small", loc="best")
     return fig
@@ -370,14 +384,9 @@ def training_figures(metrics: Sequence[Mapping[str, Any]], evals: Sequence[Mappi
     figures = {"learning_curve.png": curves_figure(
         {agent: [p for p in returns if None not in p]}, "environment steps", "mean episode return (training)",
         f"{title}: learning curve", references=refs_return)}
-    if has_success_signal([*({"success_rate": _number(r["success_rate"])} for r in evals),
-                           *(s["summary"] for s in baselines)]):
-        figures["eval_curve.png"] = _eval_success_figure(evals, agent, baselines, f"{title}: evaluation")
-    else:
-        points = [(_number(r["env_steps"]), _number(r["return_mean"])) for r in evals]
-        figures["eval_curve.png"] = curves_figure(
-            {agent: [p for p in points if None not in p]}, "environment steps", "mean episode return (evaluation)",
-            f"{title}: evaluation (no success signal: return)", references=refs_return)
+    success = has_success_signal([*({"success_rate": _number(r["success_rate"])} for r in evals),
+                                  *(s["summary"] for s in baselines)])
+    figures["eval_curve.png"] = _eval_figure(evals, agent, baselines, f"{title}: evaluation", success)
     return figures
 
 

@@ -23,7 +23,8 @@ from omnigym.rllib.inference import trained_module
 
 METRIC_FIELDS = ["iteration", "env_steps", "episode_return_mean", "episode_len_mean", "episodes",
                  "env_steps_per_s", "iteration_s", "sample_s", "learn_s", "wall_s"]
-EVAL_FIELDS = ["iteration", "env_steps", "episodes", "success_rate", "success_lo", "success_hi", "return_mean"]
+EVAL_FIELDS = ["iteration", "env_steps", "episodes", "success_rate", "success_lo", "success_hi", "return_mean",
+               "return_lo", "return_hi"]
 
 
 # ------------------------------------------------------------------ files
@@ -279,7 +280,9 @@ def train_run(cfg: DictConfig) -> Path:
                 _append_csv(run_dir / "eval.csv", EVAL_FIELDS, {
                     "iteration": it, "env_steps": row["env_steps"], "episodes": s["episodes"],
                     "success_rate": s["success_rate"], "success_lo": s["success_ci"][0],
-                    "success_hi": s["success_ci"][1], "return_mean": s["return_mean"]})
+                    "success_hi": s["success_ci"][1], "return_mean": s["return_mean"],
+                    "return_lo": (s.get("return_ci") or (None, None))[0],
+                    "return_hi": (s.get("return_ci") or (None, None))[1]})
                 writer.add_scalar("eval/success_rate", s["success_rate"], it)
                 writer.add_scalar("eval/return_mean", s["return_mean"] or 0.0, it)
         writer.close()
