@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 from omnigym.rllib.train_config import compose
+from test_train import USER_ENV     # the same user env module as the training tests
 
 ROOT = Path(__file__).resolve().parents[1]
 OMNIGYM = str(Path(sys.executable).with_name("omnigym"))  # the console script, as a user runs it
@@ -108,39 +109,6 @@ def test_user_modules_come_from_the_current_directory_or_a_file(tmp_path, monkey
         assert "\n" not in str(err.value)
 
 
-USER_ENV = '''
-import os
-import gymnasium as gym
-import numpy as np
-import omnigym
-
-with open(os.environ["IMPORT_LOG"], "a") as f:
-    f.write(f"corridor {os.getpid()}\\n")
-
-
-class Corridor(gym.Env):
-    """Walk right to the end of a corridor."""
-    def __init__(self, length=6):
-        self.length = length
-        self.observation_space = gym.spaces.Box(0, 1, (length,), np.float32)
-        self.action_space = gym.spaces.Discrete(2)
-
-    def _obs(self):
-        o = np.zeros(self.length, np.float32); o[self.pos] = 1; return o
-
-    def reset(self, *, seed=None, options=None):
-        super().reset(seed=seed); self.pos = 0; self.t = 0
-        return self._obs(), {"success": False}
-
-    def step(self, action):
-        self.t += 1
-        self.pos = min(self.length - 1, max(0, self.pos + (1 if action == 1 else -1)))
-        done = self.pos == self.length - 1
-        return self._obs(), float(done), done, self.t >= 30, {"success": done}
-
-
-omnigym.register("user/Corridor-v0", Corridor, family="user", doc="a corridor")
-'''
 PLUGIN = '''
 import os
 with open(os.environ["IMPORT_LOG"], "a") as f:

@@ -220,8 +220,14 @@ import gymnasium as gym
 import numpy as np
 import omnigym
 
+if os.environ.get("IMPORT_LOG"):      # which processes imported this module
+    with open(os.environ["IMPORT_LOG"], "a") as f:
+        f.write(f"corridor {os.getpid()}\\n")
+
+
 class Corridor(gym.Env):
-    """Walk right to the end of a corridor. CRASH_FILE makes one worker die once."""
+    """Walk right to the end of a corridor. CRASH_FILE makes one worker die
+    once; NODE_LOG collects the Ray node of every instance."""
     def __init__(self, length=6):
         self.length = length
         self.observation_space = gym.spaces.Box(0, 1, (length,), np.float32)
