@@ -1,5 +1,7 @@
 """Tools family: parsing raw model outputs into tool calls / answers / errors,
-and a seeded fuzz of parse -> registry.call (neither may ever raise)."""
+in every open model family's native format (real outputs of each family are
+in tests/test_tool_call_corpus.py), and a seeded fuzz of parse -> registry.call
+(neither may ever raise)."""
 
 import json
 import random
@@ -10,8 +12,10 @@ from types import SimpleNamespace
 
 import pytest
 
+from omnigym import info_keys as K
 from omnigym.environments.tools.parsing import MAX_CALLS, ParsedOutput, ToolCall, parse_model_output
 from omnigym.environments.tools.tools import MAX_RESULT_CHARS, ToolContext, ToolResult, default_registry
+from omnigym.registry import make
 from omnigym.sandbox import available_backends
 
 
@@ -70,6 +74,8 @@ SEARCH = '{"name": "search", "arguments": {"query": "capital of France", "k": 3}
      calls(call("memory_list"), call("open", title="Paris"))),
     ('{"name": "memory_list", "arguments": ""}', calls(call("memory_list"))),
     ('{"name": "memory_list", "arguments": null}', calls(call("memory_list"))),
+    # a JSON call inside prose is still a call (Llama 3.x writes text around it)
+    (f"{SEARCH} and then I will answer", calls(call("search", query="capital of France", k=3))),
     # --- plain answers
     ("Paris", answer("Paris")),
     ("  The capital of France is Paris.\n", answer("The capital of France is Paris.")),
@@ -102,7 +108,6 @@ SEARCH = '{"name": "search", "arguments": {"query": "capital of France", "k": 3}
      error("tool call 1: <tool_call> inside <tool_call>; close each block with </tool_call>")),
     (f"{SEARCH}</tool_call>", error("found </tool_call> without an opening <tool_call>")),
     ('{"name": "search", "arguments": {"query": "x"}', error("invalid JSON at char 46: Expecting ',' delimiter")),
-    (f"{SEARCH} and then I will answer", error("invalid JSON at char 72: Extra data")),
     ('{"city": "Par', error("invalid JSON at char 9: Unterminated string starting at")),  # truncated
     ('{"name": "search", "arguments": 5}', error("'arguments' must be an object, got number")),
     ('{"tool_calls": []}', error("'tool_calls' must be a non-empty list of calls")),
@@ -123,9 +128,114 @@ def test_formats(text, expected):
     assert parse_model_output(text) == expected
 
 
+DS = dict(calls="<｜tool▁calls▁begin｜>", call="<｜tool▁call▁begin｜>", sep="<｜tool▁sep｜>", end="<｜tool▁call▁end｜>",
+          calls_end="<｜tool▁calls▁end｜>")
+CALC = call("calculator", expression="2**10")
+TOOLS = default_registry().specs()
+
+
+@pytest.mark.parametrize("text, expected", [
+    # --- end of turn, role headers, reasoning
+    ("Paris<|eot_id|>whatever follows is not this turn", answer("Paris")),
+    ("<|im_start|>assistant\n<tool_call>\n{'name': 'calculator', 'arguments': {'expression': '2**10'}}\n</tool_call>"
+     "<|im_end|>\n<|im_start|>user\nhi", calls(CALC)),
+    ('<|start_header_id|>assistant<|end_header_id|>\n\n{"name": "calculator", "parameters": {"expression": "2**10"}}'
+     "<|eot_id|>", calls(CALC)),
+    ("The tag </s> stays when prose follows it", answer("The tag </s> stays when prose follows it")),
+    ("[THINK]still thinking",
+     error("unterminated <think> block: close it with </think>, then give a tool call or an answer")),
+    ("<|START_THINKING|>plan<|END_THINKING|><|START_RESPONSE|>Paris<|END_RESPONSE|>", answer("Paris")),
+    # --- JSON shapes
+    ('{"tool_call": {"name": "calculator", "arguments": {"expression": "2**10"}}}', calls(CALC)),
+    ('{"function": "calculator", "arguments": {"expression": "2**10"}}', calls(CALC)),
+    ("{'name': 'calculator', 'arguments': {'expression': '2**10'}}", calls(CALC)),  # Python dict, no tags
+    ('I know {"name": "Ada", "born": 1815} already.', answer('I know {"name": "Ada", "born": 1815} already.')),
+    ('<tool_call>{"name": "memory_list"} and then more words</tool_call>',
+     error("tool call 1: unexpected text after the call at char 24; put only the JSON call inside "
+           "<tool_call></tool_call>")),
+    ("<tool_call>{'name': 'x', 'arguments': {1: 2}}</tool_call>",
+     error("tool call 1: invalid JSON at char 1: Expecting property name enclosed in double quotes")),
+    # --- pythonic and Llama built-ins
+    ("calculator(expression='2**10')", calls(CALC)),  # no brackets: still a call
+    ("sqrt(2)", answer("sqrt(2)")),  # positional: an expression, not a call
+    ("[calculator('2**10')]", error("tool call 1: pass the arguments of calculator by name: calculator(arg=value)")),
+    ("[calculator(expression=x)]",
+     error("tool call 1: argument 'expression' of calculator must be a literal (string, number, True/False/None, "
+           "list or dict)")),
+    ("[calculator(expression='1'), 3]", error("tool call 1: expected a list of calls [name(arg=value), ...]")),
+    ("<|python_tag|>", error('empty <|python_tag|>; write <|python_tag|>{"name": ..., "parameters": {...}}')),
+    ("<|python_tag|>print(2**10)", calls(call("python", code="print(2**10)"))),
+    # --- Mistral, DeepSeek, Qwen3-Coder, harmony
+    ("[TOOL_CALLS]", error('tool call 1: nothing after [TOOL_CALLS]; write [TOOL_CALLS][{"name": ..., "arguments": '
+                           '{...}}] or [TOOL_CALLS]name[ARGS]{...}')),
+    ('[TOOL_CALLS]calculator[ARGS]{"expression": "2**10"}[TOOL_CALLS]memory_list[ARGS]{}',
+     calls(CALC, call("memory_list"))),
+    (f"{DS['calls']}{DS['call']}calculator{DS['end']}{DS['calls_end']}",
+     error(f"tool call 1: expected {DS['call']}function{DS['sep']}NAME\\n```json\\n{{...}}\\n```{DS['end']}")),
+    (f'{DS["calls"]}{DS["call"]}function{DS["sep"]}calculator\n```json\n{{"expression": "2**10"}}\n```',
+     calls(CALC)),  # stopped at EOS before the end tokens
+    ("<tool_call>\n<function=calculator>\n<parameter=>\n1\n</parameter>\n</function>\n</tool_call>",
+     error("tool call 1: a parameter needs a name: <parameter=NAME>value</parameter>")),
+    ("<parameter=expression>2</parameter>",
+     error("found <parameter= but no complete tool call; write <function=NAME><parameter=KEY>value</parameter>"
+           "</function>")),
+    ("<|channel|>analysis<|message|>Need the tool.<|end|><|start|>assistant<|channel|>commentary to=python"
+     "<|message|>print(2**10)<|call|>", calls(call("python", code="print(2**10)"))),
+    ("<|channel|>analysis<|message|>thinking only",
+     error("no tool call and no final message; end with <|channel|>final<|message|>your answer")),
+    # --- limits
+    ("[" + ", ".join(["memory_list()"] * (MAX_CALLS + 1)) + "]", error(f"too many tool calls (more than {MAX_CALLS})")),
+    ("[" + "f" * 201 + "(a=1)]", error("tool call 1: tool name too long (201 chars)")),
+])
+def test_native_formats(text, expected):
+    assert parse_model_output(text) == expected
+
+
+def test_xml_values_are_typed_by_the_tool_schema():
+    xml = ("<tool_call>\n<function=search>\n<parameter=query>\n2024\n</parameter>\n<parameter=k>\n3\n</parameter>\n"
+           "</function>\n</tool_call>")
+    # without schemas a value is read as JSON when it is JSON ...
+    assert parse_model_output(xml) == calls(call("search", query=2024, k=3))
+    # ... with the tools on offer each value gets its parameter's type
+    assert parse_model_output(xml, tools=TOOLS) == calls(call("search", query="2024", k=3))
+    # a value that does not fit its type stays text (the registry then names the problem)
+    bad = xml.replace("\n3\n", "\nthree\n")
+    assert parse_model_output(bad, tools=TOOLS) == calls(call("search", query="2024", k="three"))
+    # tool specs of any shape are accepted, and junk specs are ignored rather than raised on
+    bare = [{"name": "search", "parameters": {"properties": {"query": {"type": "string"}}}}]
+    assert parse_model_output(xml, tools=bare).calls[0].arguments["query"] == "2024"
+    for junk in ([None, 3, "x", {"function": "search"}, {"name": "search", "parameters": []}], {"a": 1}, "search"):
+        assert parse_model_output(xml, tools=junk).calls[0].name == "search"
+
+
+@pytest.mark.parametrize("render", [
+    lambda e: f'<tool_call>\n{{"name": "calculator", "arguments": {{"expression": "{e}"}}}}\n</tool_call>',
+    lambda e: f"<tool_call>\n<function=calculator>\n<parameter=expression>\n{e}\n</parameter>\n</function>\n"
+              "</tool_call>",
+    lambda e: f'{{"name": "calculator", "parameters": {{"expression": "{e}"}}}}<|eot_id|>',
+    lambda e: f'<|python_tag|>{{"name": "calculator", "parameters": {{"expression": "{e}"}}}}<|eom_id|>',
+    lambda e: f"[calculator(expression='{e}')]<|eot_id|>",
+    lambda e: f'[TOOL_CALLS]calculator[ARGS]{{"expression": "{e}"}}</s>',
+    lambda e: f'{DS["calls"]}{DS["call"]}function{DS["sep"]}calculator\n```json\n{{"expression": "{e}"}}\n```'
+              f'{DS["end"]}{DS["calls_end"]}<｜end▁of▁sentence｜>',
+    lambda e: f'<function=calculator>{{"expression": "{e}"}}</function><|eom_id|>',
+], ids=["qwen", "qwen3-coder", "llama3-json", "python-tag", "pythonic", "mistral", "deepseek", "function-tag"])
+def test_native_calls_drive_the_env(render):
+    """An env step reads every native format: the calculator runs, no invalid action."""
+    env = make("tools/Arithmetic-v0")
+    _, info = env.reset(seed=0)
+    expression = info[K.INSTRUCTION].split("What is ")[1].split("?")[0]
+    # with the env's tool specs a Qwen3-Coder value such as "12" keeps the string type the calculator wants
+    parsed = parse_model_output(render(expression), tools=info[K.TOOLS])
+    assert parsed.calls == (call("calculator", expression=expression),)
+    obs, _, _, _, info = env.step(render(expression))
+    assert "[tool calculator]" in obs and info[K.INVALID_ACTION] is False, obs
+    env.close()
+
+
 def test_limits():
     assert parse_model_output("x" * 50, max_chars=10) == error("output too long (50 chars > 10)")
-    many = "".join(f'<tool_call>{{"name": "memory_list"}}</tool_call>' for _ in range(MAX_CALLS + 1))
+    many = "".join('<tool_call>{"name": "memory_list"}</tool_call>' for _ in range(MAX_CALLS + 1))
     assert parse_model_output(many) == error(f"too many tool calls (more than {MAX_CALLS})")
     big = json.dumps({"name": "search", "arguments": {"query": "q" * 1_000_000}})
     assert parse_model_output(big).error == f"output too long ({len(big)} chars > 20000)"
@@ -142,6 +252,19 @@ def test_degenerate_repetition_is_fast():
         t = time.perf_counter()
         out = parse_model_output(text)
         assert time.perf_counter() - t < 0.2 and out.error, out
+    # every native format's markers, repeated up to the length limit
+    units = ["[TOOL_CALLS]", "[TOOL_CALLS]a[ARGS]{", "<function=a>", "<function=a>{", "<parameter=a>", "[a(", "x [a(b=",
+             "[a(b=[", '{"name": ', "{'name': [", '{"type": {"a": ', "<|python_tag|>", "<|python_tag|>{", DS["calls"],
+             DS["call"] + "f" + DS["sep"] + "a\n", "<|tool_call_begin|>",
+             "<|tool_call_begin|>a<|tool_call_argument_begin|>{",
+             "<|channel|>", "<|channel|>x to=functions.a<|message|>{", "<|python_start|>[a(b=1)", "</s>", "[THINK]",
+             "```json\n{", "<tool_call><function=a><parameter=b>"]
+    for unit in units:
+        text = unit * (20000 // len(unit))
+        t = time.perf_counter()
+        out = parse_model_output(text)
+        assert time.perf_counter() - t < 0.2, unit
+        assert sum([bool(out.calls), out.answer is not None, out.error is not None]) == 1, unit
 
 
 # ------------------------------------------------------------------ fuzzing
@@ -156,7 +279,10 @@ JUNK_VALUES = [None, True, 0, -1, 3.5, 1e308, "", "x", [], [1, "a"], {}, {"a": {
 FRAGMENTS = ['{', '}', '[', ']', '"', ':', ',', '"name"', '"arguments"', '"parameters"', '"function"',
              '"tool_calls"', '"type"', '"search"', '"query"', '"x"', '1', '-0.5e3', 'null', 'true', '\\',
              '\\u00', '<tool_call>', '</tool_call>', '<think>', '</think>', '```json', '```', '\n', ' ',
-             'Final answer:', 'Answer:', 'NaN', 'Infinity', '"\\ud800"']
+             'Final answer:', 'Answer:', 'NaN', 'Infinity', '"\\ud800"', "'", '[TOOL_CALLS]', '[ARGS]',
+             '<function=search>', '</function>', '<parameter=query>', '</parameter>', '<|python_tag|>', '[search(',
+             'query=', ')', 'True', 'None', DS["calls"], DS["call"], DS["sep"], DS["end"], '<|eot_id|>', '</s>',
+             '<|im_end|>', '<|tool_call_begin|>', '<|channel|>', 'to=functions.search', '<|message|>', '[THINK]']
 
 
 def _valid_arguments(rng, name):
@@ -179,7 +305,9 @@ def _valid_arguments(rng, name):
 
 def _render(rng, name, args):
     """One call in one of the supported formats."""
-    fmt = rng.randrange(6)
+    fmt = rng.randrange(13)
+    if fmt >= 6:
+        return _render_native(fmt, name, args)
     if fmt == 0:
         return "<tool_call>\n" + json.dumps({"name": name, "arguments": args}) + "\n</tool_call>"
     if fmt == 1:
@@ -191,6 +319,26 @@ def _render(rng, name, args):
     if fmt == 4:
         return "```json\n" + json.dumps({"name": name, "arguments": args}) + "\n```"
     return "<think>ok</think><tool_call>" + json.dumps({"name": name, "arguments": args})
+
+
+def _render_native(fmt, name, args):
+    """One call as a family writes it natively (Qwen3-Coder, Mistral, Llama, DeepSeek, Hermes)."""
+    if fmt == 6:
+        params = "".join(f"<parameter={k}>\n{v if isinstance(v, str) else json.dumps(v)}\n</parameter>\n"
+                         for k, v in args.items())
+        return f"<tool_call>\n<function={name}>\n{params}</function>\n</tool_call>"
+    if fmt == 7:
+        return f"[TOOL_CALLS]{name}[ARGS]{json.dumps(args)}</s>"
+    if fmt == 8:
+        return f"[{name}(" + ", ".join(f"{k}={v!r}" for k, v in args.items()) + ")]<|eot_id|>"
+    if fmt == 9:
+        return (f'{DS["calls"]}{DS["call"]}function{DS["sep"]}{name}\n```json\n{json.dumps(args)}\n```'
+                f'{DS["end"]}{DS["calls_end"]}')
+    if fmt == 10:
+        return "<|python_tag|>" + json.dumps({"name": name, "parameters": args}) + "<|eom_id|>"
+    if fmt == 11:
+        return "<tool_call>\n" + repr({"name": name, "arguments": args}) + "\n</tool_call><|im_end|>"
+    return f"<function={name}>{json.dumps(args)}</function>"
 
 
 def _valid(rng):

@@ -1,8 +1,10 @@
 """ToolEnv: multi-turn tool use with verifiable answers, fully offline.
 
-Each step the agent's action is one model output. Tool calls in it
-(``<tool_call>{"name": ..., "arguments": {...}}</tool_call>``, bare JSON calls,
-OpenAI-style calls) run in order; a plain-text reply or ``final_answer`` ends
+Each step the agent's action is one model output. Tool calls in it, in the
+native format of any open model family (Qwen/Hermes ``<tool_call>`` JSON,
+Qwen3-Coder XML, Llama JSON, ``<|python_tag|>`` and pythonic lists, Mistral
+``[TOOL_CALLS]``, DeepSeek's special-token blocks, OpenAI JSON, a JSON call in
+prose: see ``parsing.py``), run in order; a plain-text reply or ``final_answer`` ends
 the episode and is checked against the one correct answer (normalised exact
 match, or a relative tolerance for numbers). Output that cannot be used
 (not a string, malformed JSON, unknown tools, bad arguments) sets
@@ -169,7 +171,9 @@ class ToolEnv(gym.Env):
             obs, info = self._emit([chat.assistant(self._said(action, None)), chat.user(EPISODE_OVER)], True)
             return obs, contract.penalised(0.0, True, self.invalid_penalty), True, False, info
         text = contract.parse_text(action, MAX_ACTION, what="model outputs")
-        parsed = None if isinstance(text, contract.Invalid) else parse_model_output(text, max_chars=MAX_ACTION)
+        # The specs type the values of formats that write every argument as text (Qwen3-Coder's XML).
+        parsed = (None if isinstance(text, contract.Invalid)
+                  else parse_model_output(text, max_chars=MAX_ACTION, tools=self.tool_specs))
         error = text if parsed is None else parsed.error
         calls = parsed.calls if parsed is not None else ()
         turn = [chat.assistant(self._said(action, text),

@@ -1,29 +1,46 @@
 """Raw model output -> tool calls, a final answer, or an error the model can fix.
 
-Formats understood (see ``parse_model_output``):
+Any open model may drive the tools family, and each family writes tool calls
+in its own native format, so ``parse_model_output`` reads all of them (one
+reader per format in ``call_formats``):
 
-* Qwen / Hermes tags: one or more ``<tool_call>{"name": ..., "arguments": {...}}</tool_call>``
-  blocks anywhere in the text (the text around them is ignored), plus an
-  unterminated last ``<tool_call>`` block (models often stop at EOS before
-  writing the closing tag).
-* Bare JSON, the whole output (surrounding whitespace or a single ```json
-  fenced block allowed): ``{"name": ..., "arguments": {...}}``; OpenAI style
-  ``{"type": "function", "function": {"name": ..., "arguments": "<json string>"}}``;
-  ``{"tool_calls": [...]}``; or a list of calls.  ``"parameters"`` (Llama 3.1)
-  is an alias of ``"arguments"``; string arguments are decoded as JSON.
-  Broken JSON that was evidently meant as a call (it starts like an object
-  with a string key, ``{"...``, or mentions ``"name"``) is an error, not an
-  answer: a truncated call must not end an episode as a garbage answer.
-* Anything else that is non-empty text is a plain answer (a leading
-  "Final answer:" / "Answer:" is stripped).
+* Qwen2.5/Qwen3, Hermes, SmolLM3, QwQ: ``<tool_call>{"name": ..., "arguments":
+  {...}}</tool_call>`` blocks anywhere in the text, Python-dict quoting
+  inside the tags (``{'name': 'x', 'arguments': {'k': True}}``), several
+  objects in one block, an unterminated last block (stopped at EOS);
+* Qwen3-Coder: ``<tool_call><function=NAME><parameter=K>V</parameter>
+  </function></tool_call>`` (tags optional): values are typed by the tool's
+  JSON schema when ``tools`` are given, else read as JSON when they are JSON;
+* Llama 3.1 custom tools / Functionary: ``<function=NAME>{...}</function>``
+  (and ``<function name="NAME">``);
+* Llama 3.x: JSON with ``"parameters"``; ``<|python_tag|>`` followed by JSON
+  calls (``;``-separated), a built-in call ``brave_search.call(query="...")``,
+  or code, which is a call of the ``python`` tool;
+* Llama 3.2/4: pythonic lists ``[f(a=1), g(b="x")]`` (read with ``ast``,
+  never evaluated), alone, after ``<|python_start|>`` or inside prose;
+* Mistral: ``[TOOL_CALLS][{...}]`` and ``[TOOL_CALLS]name[ARGS]{...}`` (also
+  ``name{...}`` and ``name[CALL_ID]id[ARGS]{...}``);
+* DeepSeek V3/R1 ``<｜tool▁call▁begin｜>function<｜tool▁sep｜>NAME`` + fenced
+  JSON, and V3.1 ``<｜tool▁call▁begin｜>NAME<｜tool▁sep｜>{...}``;
+* Kimi K2 ``<|tool_call_begin|>functions.NAME:0<|tool_call_argument_begin|>``
+  and gpt-oss ``<|channel|>commentary to=functions.NAME ...<|message|>{...}``;
+* OpenAI-style JSON (``{"type": "function", "function": ...}``, ``{"tool_calls":
+  [...]}``, the legacy ``{"function_call": {"name", "arguments"}}`` message)
+  and Cohere's ``tool_name``/``parameters``: the whole output, or anywhere in
+  prose, in a fenced block after prose, several separated by ``;``.
 
-Reasoning is not action: complete ``<think>...</think>`` blocks are removed
-first, and when the output contains only a closing ``</think>`` (chat
-templates that open the thinking block in the prompt) everything before it
-is dropped.
+Before reading: the output is cut at its first end-of-turn token
+(``<|eot_id|>``, ``<|eom_id|>``, ``<|im_end|>``, ``</s>``, ...), since what
+follows is not this turn; a leading role header is dropped; and reasoning is
+removed (``<think>...</think>``, Magistral's ``[THINK]``, Cohere's
+``<|START_THINKING|>``; when only the closing tag is there, the template
+opened the block in the prompt and everything before it is reasoning).
 
-The parser is total: for any input (any string, None, bytes, ...) it returns
-a ``ParsedOutput`` with exactly one of ``calls`` (non-empty), ``answer`` or
+Outcomes: a text that holds a call is never read as an answer -- it gives
+calls, or an error naming what was wrong and the form expected; plain prose
+is an answer (a leading "Final answer:" / "Answer:" is stripped).  The parser
+is total: for any input (any string, None, bytes, ...) it returns a
+``ParsedOutput`` with exactly one of ``calls`` (non-empty), ``answer`` or
 ``error`` set, and error messages are short and never echo large inputs.
 """
 
@@ -33,27 +50,51 @@ import json
 import re
 from dataclasses import dataclass
 
-MAX_CALLS = 32  # more calls in one turn is a runaway generation, not a plan
-MAX_NAME_CHARS = 200
+from .call_formats import (
+    DEEPSEEK_MARKER, FUNCTION_OPEN, HARMONY_MARKER, KIMI_MARKER, deepseek_calls, embedded_json_calls,
+    function_tag_calls, harmony_message, kimi_calls, mistral_calls, tagged_calls,
+)
+from .call_pythonic import (
+    BARE_CALL_START, PYTHON_TAG, PYTHONIC_START, python_tag_calls, pythonic_calls, statement_calls,
+)
+from .call_values import (
+    MAX_CALLS, CallError, NotLiteral, ToolCall, calls_from_value, check_count, is_call_object, python_literal,
+    schemas_by_tool, unfence,
+)
+
+__all__ = ["MAX_CALLS", "MAX_ERROR_CHARS", "ParsedOutput", "ToolCall", "parse_model_output"]
+
 MAX_ERROR_CHARS = 300
 
-_TOOL_CALL_OPEN = re.compile(r"<tool_call>", re.IGNORECASE)
-_TOOL_CALL_CLOSE = re.compile(r"</tool_call>", re.IGNORECASE)
-_TOOL_CALL_TAG = re.compile(r"<(/?)tool_call>", re.IGNORECASE)
-_THINK_TAG = re.compile(r"<(/?)think>", re.IGNORECASE)
-_FENCE = re.compile(r"\A```[ \t]*(?:json)?[ \t]*\n?(.*?)\n?[ \t]*```\Z", re.IGNORECASE | re.DOTALL)
-_FENCE_OPEN = re.compile(r"\A```[ \t]*(?:json)?[ \t]*(?:\n|\Z)", re.IGNORECASE)
+# End of the model's turn: nothing after it was written in this turn.  "</s>" is
+# also an HTML tag, so it ends the turn only when markup or nothing follows it.
+_END_OF_TURN = re.compile(r"<\|eot_id\|>|<\|eom_id\|>|<\|im_end\|>|<\|eot\|>|<\|end\|>|<\|endoftext\|>"
+                          r"|<｜end▁of▁sentence｜>|<end_of_turn>|<\|END_OF_TURN_TOKEN\|>|<\|return\|>"
+                          r"|</s>(?=\s*(?:\Z|<|\[))")
+_ROLE_HEADER = re.compile(r"\A\s*(?:<\|begin_of_text\|>|<s>)?\s*(?:<\|im_start\|>assistant|<\|assistant\|>"
+                          r"|<\|start_header_id\|>assistant<\|end_header_id\|>"
+                          r"|<\|header_start\|>assistant<\|header_end\|>)?[ \t]*\n*")
+# <think> (Qwen3, DeepSeek R1, SmolLM3), Cohere's <|START_THINKING|>, Magistral's [THINK];
+# the second pattern only runs on texts holding "THINK]" (one literal first char keeps the scan fast)
+_THINK_TAG = re.compile(r"<(?:(?P<close>/think|\|END_THINKING\|)|think|\|START_THINKING\|)>", re.IGNORECASE)
+_THINK_TAG_ANY = re.compile(r"<(?:(?P<close>/think|\|END_THINKING\|)|think|\|START_THINKING\|)>"
+                            r"|\[(?:(?P<close_>/THINK)|THINK)\]", re.IGNORECASE)
+_ANSWER_DECORATION = re.compile(r"<\|START_RESPONSE\|>|<\|END_RESPONSE\|>")
+_ANSWER_PREFIX = re.compile(r"\A(?:final[ \t]+answer|answer)[ \t]*:\s*", re.IGNORECASE)
 # broken JSON that starts like an object with a string key is a (truncated) call, not prose
 _JSON_OBJECT_START = re.compile(r'\A\[?\s*\{\s*"')
-_ANSWER_PREFIX = re.compile(r"\A(?:final[ \t]+answer|answer)[ \t]*:\s*", re.IGNORECASE)
-# keys that mark a JSON object as meant to be a tool call
-_CALL_KEYS = ("name", "function", "arguments", "parameters", "tool_calls")
-
-
-@dataclass(frozen=True)
-class ToolCall:
-    name: str
-    arguments: dict
+# leftovers of a call format that no reader could turn into a call
+_CALL_MARKER = re.compile(r"</?function[=\s>]|<parameter[=\s]|\[ARGS\]|<\|tool_calls?_[a-z_]*\|>|<\|START_ACTION\|>"
+                          r"|<\|python_end\|>", re.IGNORECASE)
+_TOOL_CALL_CLOSE = re.compile(r"</tool_call>", re.IGNORECASE)
+_FORMATS = (  # (where a format's marker is, its reader); the earliest marker in the text wins
+    (DEEPSEEK_MARKER, deepseek_calls),
+    (KIMI_MARKER, kimi_calls),
+    (re.compile(r"\[TOOL_CALLS\]"), mistral_calls),
+    (re.compile(r"<tool_call>", re.IGNORECASE), tagged_calls),
+    (FUNCTION_OPEN, function_tag_calls),
+    (PYTHON_TAG, python_tag_calls),
+)
 
 
 @dataclass(frozen=True)
@@ -65,21 +106,20 @@ class ParsedOutput:
     error: str | None = None
 
 
-class _Bad(Exception):
-    """A parse error whose message is meant for the model."""
-
-
 def _error(msg: str) -> ParsedOutput:
     if len(msg) > MAX_ERROR_CHARS:
         msg = msg[:MAX_ERROR_CHARS - 3] + "..."
     return ParsedOutput(error=msg)
 
 
-def parse_model_output(text, max_chars: int = 20000) -> ParsedOutput:
-    """Parse one model output; never raises (see the module docstring)."""
+def parse_model_output(text, max_chars: int = 20000, tools=None) -> ParsedOutput:
+    """Parse one model output; never raises (see the module docstring).
+
+    ``tools``: the OpenAI-style specs of the tools on offer (what chat
+    templates take); they type Qwen3-Coder's ``<parameter>`` values."""
     try:
-        return _parse(text, max_chars)
-    except _Bad as exc:
+        return _parse(text, max_chars, tools)
+    except CallError as exc:
         return _error(str(exc))
     except RecursionError:
         return _error("JSON nested too deeply")
@@ -87,33 +127,65 @@ def parse_model_output(text, max_chars: int = 20000) -> ParsedOutput:
         return _error(f"could not parse output ({type(exc).__name__})")
 
 
-def _parse(text, max_chars: int) -> ParsedOutput:
+def _parse(text, max_chars: int, tools) -> ParsedOutput:
     if not isinstance(text, str):
         return _error(f"output must be a string, got {type(text).__name__}")
     if len(text) > max_chars:
         return _error(f"output too long ({len(text)} chars > {max_chars})")
-    text = _drop_thinking(text)
+    if HARMONY_MARKER in text:  # before the cut below: harmony ends its reasoning with <|end|>
+        calls, final = harmony_message(text)
+        if calls:
+            return _calls(calls)
+        if final is None:
+            raise CallError("no tool call and no final message; end with <|channel|>final<|message|>your answer")
+        text = final
+    text = _drop_thinking(_this_turn(text))
     if not text.strip():
         return _error("empty output")
-    if _TOOL_CALL_OPEN.search(text):
-        return ParsedOutput(calls=_tagged_calls(text))
-    if _TOOL_CALL_CLOSE.search(text):
-        raise _Bad("found </tool_call> without an opening <tool_call>")
-    calls = _bare_json_calls(text.strip())
-    if calls is not None:
-        return ParsedOutput(calls=calls)
-    answer = _ANSWER_PREFIX.sub("", text.strip(), count=1).strip()
+    calls = _read_calls(text, schemas_by_tool(tools) if tools else {})
+    if calls:
+        return _calls(calls)
+    marker = _CALL_MARKER.search(text)
+    if marker:
+        found = marker.group(0).strip()
+        raise CallError(f"found {found} but no complete tool call; write {_expected_form(found)}")
+    answer = _ANSWER_PREFIX.sub("", _ANSWER_DECORATION.sub("", text).strip(), count=1).strip()
     if not answer:
         return _error("empty answer")
     return ParsedOutput(answer=answer)
+
+
+def _expected_form(marker: str) -> str:
+    """The complete call of the format a stray marker belongs to."""
+    if marker.startswith("<|tool_call"):
+        return "<|tool_call_begin|>functions.NAME:0<|tool_call_argument_begin|>{...}<|tool_call_end|>"
+    if marker == "[ARGS]":
+        return "[TOOL_CALLS]NAME[ARGS]{...}"
+    if marker.lower().startswith(("<function", "</function", "<parameter")):
+        return "<function=NAME><parameter=KEY>value</parameter></function>"
+    if marker == "<|START_ACTION|>":
+        return '<|START_ACTION|>[{"tool_name": ..., "parameters": {...}}]<|END_ACTION|>'
+    if marker == "<|python_end|>":
+        return "<|python_start|>[name(arg=value)]<|python_end|>"
+    return '<tool_call>{"name": ..., "arguments": {...}}</tool_call>'
+
+
+def _calls(calls: list) -> ParsedOutput:
+    return ParsedOutput(calls=tuple(check_count(calls)))
+
+
+def _this_turn(text: str) -> str:
+    end = _END_OF_TURN.search(text)
+    return _ROLE_HEADER.sub("", text[:end.start()] if end else text, count=1)
 
 
 def _drop_thinking(text: str) -> str:
     # Tags are paired in one linear pass (a regex like <think>.*?</think> is
     # quadratic on a degenerate output that repeats "<think>" thousands of times).
     kept, pos, open_at = [], 0, None
-    for m in _THINK_TAG.finditer(text):
-        if m.group(1):  # </think>
+    tags = _THINK_TAG_ANY if "THINK]" in text else _THINK_TAG
+    for m in tags.finditer(text):
+        if m.group("close") or m.lastgroup == "close_":
             if open_at is not None:
                 kept.append(text[pos:open_at])  # drop the <think>...</think> block
                 open_at = None
@@ -124,128 +196,53 @@ def _drop_thinking(text: str) -> str:
             open_at = m.start()
     if open_at is not None and not ("".join(kept) + text[pos:open_at]).strip():
         # the reasoning never ended (token limit hit while thinking): not an answer
-        raise _Bad("unterminated <think> block: close it with </think>, then give a tool call or an answer")
+        raise CallError("unterminated <think> block: close it with </think>, then give a tool call or an answer")
     kept.append(text[pos:])  # (a "<think>" after real content is kept as literal text)
     return "".join(kept)
 
 
-def _tagged_calls(text: str) -> tuple:
-    """Every <tool_call> block, including an unterminated last one."""
-    blocks, open_at = [], None
-    for m in _TOOL_CALL_TAG.finditer(text):  # linear pairing, as in _drop_thinking
-        if m.group(1):  # </tool_call>; a stray one (no open block) is ignored
-            if open_at is not None:
-                blocks.append(text[open_at:m.start()])
-                open_at = None
-        elif open_at is None:
-            open_at = m.end()
-        else:
-            raise _Bad(f"tool call {len(blocks) + 1}: <tool_call> inside <tool_call>; "
-                       "close each block with </tool_call>")
-    if open_at is not None:  # stopped at EOS before </tool_call>
-        blocks.append(text[open_at:])
-    calls = []
-    for i, block in enumerate(blocks, 1):
-        where = f"tool call {i}: "
-        body = _unfence(block.strip())
-        if not body:
-            raise _Bad(where + "empty <tool_call> block; put a JSON object with 'name' and 'arguments' inside")
-        obj = _loads(body, where)
-        items = obj if isinstance(obj, list) else [obj]
-        if not items:
-            raise _Bad(where + "empty list of calls")
-        for item in items:
-            calls.append(_to_call(item, where))
-            if len(calls) > MAX_CALLS:
-                raise _Bad(f"too many tool calls (more than {MAX_CALLS})")
-    return tuple(calls)
+def _read_calls(text: str, schemas: dict) -> list:
+    """The calls in a text, read by the format whose marker comes first;
+    without a marker, JSON or pythonic calls; [] for plain prose."""
+    found = [(m.start(), reader) for marker, reader in _FORMATS if (m := marker.search(text))]
+    if found:
+        return min(found, key=lambda f: f[0])[1](text, schemas)
+    if _TOOL_CALL_CLOSE.search(text):
+        raise CallError("found </tool_call> without an opening <tool_call>")
+    return _unmarked_calls(text)
 
 
-def _bare_json_calls(text: str):
-    """Calls if the whole output is JSON meant as a call; None if it is text."""
-    body = _unfence(text)
-    if not body or body[0] not in "{[":
-        return None
-    try:
-        obj = json.loads(body)
-    except json.JSONDecodeError as exc:
-        if _looks_like_call(body):
-            raise _Bad(_json_error(exc)) from None  # an attempted call: say what is wrong
-        return None
-    except RecursionError:
-        if _looks_like_call(body):
-            raise
-        return None
-    if isinstance(obj, dict):
-        if not any(k in obj for k in _CALL_KEYS):
-            return None  # a JSON object as an answer
-        if "tool_calls" in obj:
-            items = obj["tool_calls"]
-            if not isinstance(items, list) or not items:
-                raise _Bad("'tool_calls' must be a non-empty list of calls")
-            return _calls_from_list(items)
-        return (_to_call(obj, ""),)
-    if isinstance(obj, list) and any(isinstance(x, dict) and any(k in x for k in _CALL_KEYS) for x in obj):
-        return _calls_from_list(obj)
-    return None  # JSON scalars, lists of numbers ...: an answer
+def _unmarked_calls(text: str) -> list:
+    body = unfence(text.strip())
+    if PYTHONIC_START.match(body):
+        return pythonic_calls(body, whole=True)
+    json_error = None
+    if body[:1] in ("{", "["):
+        try:
+            value = json.loads(body)
+        except json.JSONDecodeError as exc:
+            json_error = exc
+        except RecursionError:
+            if _looks_like_call(body):
+                raise
+            return []
+        else:  # the whole output is JSON: a call, or a JSON answer
+            return calls_from_value(value) if is_call_object(value) else []
+    calls = embedded_json_calls(text) or pythonic_calls(text, whole=False)
+    if not calls and BARE_CALL_START.match(body):
+        calls = statement_calls(body) or []  # get_weather(city="Paris") without the list brackets
+    if calls or json_error is None:
+        return calls
+    try:  # Hermes-style Python dict without the tags: {'name': 'x', 'arguments': {...}}
+        value = python_literal(body)
+    except NotLiteral:
+        value = None
+    if is_call_object(value):
+        return calls_from_value(value)
+    if _looks_like_call(body):
+        raise CallError(f"invalid JSON at char {json_error.pos}: {json_error.msg}")  # an attempted call
+    return []
 
 
 def _looks_like_call(body: str) -> bool:
     return bool(_JSON_OBJECT_START.match(body)) or '"name"' in body or '"function"' in body
-
-
-def _calls_from_list(items: list) -> tuple:
-    if len(items) > MAX_CALLS:
-        raise _Bad(f"too many tool calls ({len(items)} > {MAX_CALLS})")
-    return tuple(_to_call(item, f"tool call {i}: ") for i, item in enumerate(items, 1))
-
-
-def _to_call(obj, where: str) -> ToolCall:
-    if not isinstance(obj, dict):
-        raise _Bad(where + f"a tool call must be a JSON object, got {_json_type(obj)}")
-    inner = obj
-    if isinstance(obj.get("function"), dict):  # OpenAI: {"type": "function", "function": {...}}
-        inner = obj["function"]
-    name = inner.get("name")
-    if not isinstance(name, str) or not name.strip():
-        raise _Bad(where + "tool call needs a string 'name'")
-    name = name.strip()
-    if len(name) > MAX_NAME_CHARS:
-        raise _Bad(where + f"tool name too long ({len(name)} chars)")
-    if "arguments" in inner:
-        args = inner["arguments"]
-    else:
-        args = inner.get("parameters")  # Llama 3.1 style; absent -> no arguments
-    if args is None:
-        args = {}
-    elif isinstance(args, str):  # OpenAI encodes arguments as a JSON string
-        args = _loads(args, where + "'arguments' string: ") if args.strip() else {}
-    if not isinstance(args, dict):
-        raise _Bad(where + f"'arguments' must be an object, got {_json_type(args)}")
-    return ToolCall(name=name, arguments=args)
-
-
-def _loads(body: str, where: str):
-    try:
-        return json.loads(body)
-    except json.JSONDecodeError as exc:
-        raise _Bad(where + _json_error(exc)) from None
-
-
-def _json_error(exc: json.JSONDecodeError) -> str:
-    return f"invalid JSON at char {exc.pos}: {exc.msg}"
-
-
-def _unfence(text: str) -> str:
-    m = _FENCE.match(text)
-    if m:
-        return m.group(1).strip()
-    m = _FENCE_OPEN.match(text)  # an opening fence only: the model stopped at EOS
-    return text[m.end():].strip() if m else text
-
-
-def _json_type(value) -> str:
-    if value is None:
-        return "null"
-    return {bool: "boolean", int: "number", float: "number", str: "string",
-            list: "array", dict: "object"}.get(type(value), type(value).__name__)
