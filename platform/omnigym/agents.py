@@ -9,7 +9,10 @@ Two shapes, and every harness accepts both:
 - a **batched agent** has ``act_batch(observations, infos) -> actions`` and
   optionally ``reset_batch(envs, seeds, members)``: it sees a whole batch
   at once (every member of a group, several groups), which is what a batched
-  LM generator or a diffusion sampler needs.
+  LM generator or a diffusion sampler needs. One that keeps memory per
+  episode (an LM's conversation) also takes ``slots=`` in both: each row's
+  slot, a number that stays with an episode until ``reset_batch`` starts a
+  new one in it (finished episodes leave the batch, so rows shift).
 
 ``as_batched(agent, slots)`` gives any agent the batched shape (a single
 agent gets one copy per slot, so per-episode memory never mixes), and
@@ -20,6 +23,8 @@ agent gets one copy per slot, so per-episode memory never mixes), and
   else ``action_space.sample()``;
 - ``expert``: the env family's expert (``env.unwrapped.make_expert()``; see
   ``omnigym info``);
+- ``lm`` / ``lm:PATH``: a causal LM acting in text families
+  (``omnigym.policies.lm``), SmolLM2-135M-Instruct or a local model folder;
 - ``package.module:Name``: any importable class or factory;
 - a run folder of ``omnigym train`` or an RLlib checkpoint: the trained RLModule.
 """
@@ -121,19 +126,27 @@ class NativeBatchAgent:
     """A batched agent behind the same slot interface as ``PerSlotAgent``."""
 
     def __init__(self, agent):
+        import inspect
         self.agent = agent
         self.name = agent_name(agent)
         self._pending: list = []
+        self._slot_aware = "slots" in inspect.signature(agent.act_batch).parameters
 
     def reset_slot(self, slot: int, env, seed, member) -> None:
-        self._pending.append((env, seed, member))
+        self._pending.append((slot, env, seed, member))
 
     def act_slots(self, slots: list[int], observations: list, infos: list) -> list:
         if self._pending and hasattr(self.agent, "reset_batch"):
-            envs, seeds, members = map(list, zip(*self._pending))
-            self.agent.reset_batch(envs, seeds, members)
+            started, envs, seeds, members = map(list, zip(*self._pending))
+            if self._slot_aware:
+                self.agent.reset_batch(envs, seeds, members, slots=started)
+            else:
+                self.agent.reset_batch(envs, seeds, members)
         self._pending = []
-        actions = list(self.agent.act_batch(list(observations), list(infos)))
+        if self._slot_aware:
+            actions = list(self.agent.act_batch(list(observations), list(infos), slots=list(slots)))
+        else:
+            actions = list(self.agent.act_batch(list(observations), list(infos)))
         if len(actions) != len(observations):
             raise ValueError(f"{self.name}.act_batch returned {len(actions)} actions for "
                              f"{len(observations)} observations")
@@ -174,6 +187,11 @@ def resolve_agent(spec, env_id: str | None = None, **kwargs):
             if not entry(env_id).expert:
                 raise ValueError(f"{env_id} has no expert; available: random, a checkpoint or 'module:Class'")
         return ExpertAgent(**kwargs)
+    if spec == "lm" or spec.startswith("lm:"):
+        # A causal LM (omnigym.policies.lm): "lm" is SmolLM2-135M-Instruct, "lm:PATH" a local model folder.
+        from omnigym.policies.lm.agent import LMAgent
+        path = spec[len("lm:"):] if spec != "lm" else None
+        return LMAgent(**({"model": path} if path else {}), **kwargs)
     from omnigym.rllib.inference import is_checkpoint
     if is_checkpoint(spec):
         from omnigym.rllib.inference import RLModuleAgent
@@ -182,7 +200,7 @@ def resolve_agent(spec, env_id: str | None = None, **kwargs):
         obj = _import(spec)
         agent = obj(**kwargs) if isinstance(obj, type) else obj
         return resolve_agent(agent)
-    raise ValueError(f"unknown agent {spec!r}; use random, expert, 'module:Class' or a checkpoint folder")
+    raise ValueError(f"unknown agent {spec!r}; use random, expert, lm, lm:PATH, 'module:Class' or a checkpoint folder")
 
 
 def agent_name(agent) -> str:

@@ -68,17 +68,25 @@ def _cmd_play(args) -> int:
     return play(args.env_id, args.seed)
 
 
-def _parse_kwargs(pairs: list[str]) -> dict:
+def _parse_kwargs(pairs: list[str], flag: str = "--env-kwarg") -> dict:
     out = {}
     for pair in pairs or []:
         key, sep, value = pair.partition("=")
         if not sep:
-            raise SystemExit(f"--env-kwarg expects key=value, got {pair!r}")
+            raise SystemExit(f"{flag} expects key=value, got {pair!r}")
         try:
             out[key] = json.loads(value)
         except json.JSONDecodeError:
             out[key] = value
     return out
+
+
+def _policy_kwargs(args) -> dict:
+    """Options for the agents (``--policy-kwarg``, ``--lora``), for resolve_agent."""
+    kwargs = _parse_kwargs(args.policy_kwarg, "--policy-kwarg")
+    if args.lora is not None:
+        kwargs["lora"] = args.lora
+    return kwargs
 
 
 def _panels(values: list[str]) -> list:
@@ -96,7 +104,13 @@ def _cmd_eval(args) -> int:
     from omnigym.evaluation import evaluate_many
     if args.video < 0:
         raise ValueError(f"--video must be 0 or more, got {args.video}")
-    path, sections = evaluate_many(args.agent or ["random"], args.env_id, _panels(args.panel or ["train"]),
+    agents = args.agent or ["random"]
+    policy_kwargs = _policy_kwargs(args)
+    if policy_kwargs:  # options of the policies that take them: random and expert take none
+        from omnigym.agents import resolve_agent
+        agents = [agent if agent in ("random", "expert") else resolve_agent(agent, args.env_id, **policy_kwargs)
+                  for agent in agents]
+    path, sections = evaluate_many(agents, args.env_id, _panels(args.panel or ["train"]),
                                    args.out, group_size=args.group_size, env_kwargs=_parse_kwargs(args.env_kwarg),
                                    record=not args.no_record, video=args.video)
     from omnigym.report import print_summary
@@ -163,7 +177,7 @@ def _cmd_rollout(args) -> int:
     env, env_fps = _env_facts(args.env_id, env_kwargs)  # fails early on a bad id or kwargs
     try:
         try:
-            agent = resolve_agent(args.agent, args.env_id)
+            agent = resolve_agent(args.agent, args.env_id, **_policy_kwargs(args))
         except ImportError as exc:  # a mistyped 'module:Class'
             raise ValueError(f"agent {args.agent!r}: {exc}") from exc
         episodes = rollout(agent, args.env_id, range(args.seed, args.seed + args.episodes),
@@ -294,9 +308,12 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("eval", parents=[user_modules], help="evaluate agents on seed panels and write a report")
     s.add_argument("env_id")
     s.add_argument("--agent", "--policy", dest="agent", action="append",
-                   help="random, expert, module:Class or a checkpoint/run folder (repeatable)")
+                   help="random, expert, lm, lm:PATH, module:Class or a checkpoint/run folder (repeatable)")
     s.add_argument("--panel", action="append",
                    help="a named panel (train, test, heldout: see omnigym info ID) or a seed range 0..49")
+    s.add_argument("--policy-kwarg", action="append",
+                   help="key=value option of the agents (JSON values), e.g. mode=score for --policy lm (repeatable)")
+    s.add_argument("--lora", metavar="PATH", help="a LoRA adapter folder for an lm policy")
     s.add_argument("--group-size", type=int, default=1, help="identical resets per seed (pass@k, pass^k)")
     s.add_argument("--env-kwarg", action="append", help="key=value passed to the env (JSON values)")
     s.add_argument("--out", default="reports/eval")
@@ -308,7 +325,10 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("rollout", parents=[user_modules], help="record episodes of an agent as Parquet, optionally LeRobot / Minari")
     s.add_argument("env_id")
     s.add_argument("--agent", "--policy", dest="agent", default="random",
-                   help="random, expert, module:Class or a checkpoint/run folder")
+                   help="random, expert, lm, lm:PATH, module:Class or a checkpoint/run folder")
+    s.add_argument("--policy-kwarg", action="append",
+                   help="key=value option of the agents (JSON values), e.g. mode=score for --policy lm (repeatable)")
+    s.add_argument("--lora", metavar="PATH", help="a LoRA adapter folder for an lm policy")
     s.add_argument("--episodes", type=int, required=True, help="number of episodes (seeds SEED..SEED+N-1)")
     s.add_argument("--out", required=True, help="folder for episodes-000000.parquet (and lerobot/)")
     s.add_argument("--seed", type=int, default=0, help="first seed")

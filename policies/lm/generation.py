@@ -1,0 +1,175 @@
+"""Batched generation with one KV cache for the whole batch, and the
+teacher-forced log-probs of the same ids.
+
+Which distribution a log-prob is of: at every step the next-token logits
+``z`` go through ``token_logprobs(z, temperature, top_p)``:
+
+- ``temperature == 0`` (greedy): ``log_softmax(z)``, the model's own
+  distribution; the argmax is taken and ``top_p`` is ignored;
+- ``temperature > 0``: ``log_softmax(z / temperature)``, then top-p: only the
+  smallest set of most probable tokens whose probability reaches ``top_p``
+  keeps its mass (the most probable token always does), the rest get
+  ``-inf``, and the result is renormalised. The token is sampled from it.
+
+The log-prob and the entropy recorded for each token are of that
+distribution, and ``sequence_logprobs`` applies the same transform to a
+teacher-forced pass over the same ids, so the two agree to float precision
+(token-in/token-out: the ids returned are the ids that produced the text).
+
+Rows are left-padded; positions count real tokens only
+(``cumsum(mask) - 1``), so a row's outputs do not depend on its padding.
+A row leaves the batch (and the cache) when it emits an eos id, completes a
+stop string, or reaches ``max_new_tokens``; the others go on.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from omnigym.policies.lm.processor import eos_ids, left_pad, response_text, right_pad
+
+
+@dataclass
+class Generation:
+    """One batch of replies; row i answers prompt i."""
+
+    texts: list[str]               # decoded reply, special tokens dropped, cut before a stop string
+    prompt_ids: list[list[int]]
+    response_ids: list[list[int]]  # every sampled id, up to and including the eos or the stop string's last token
+    logprobs: list                 # float32 tensors, one per row: log-prob of each response id (see module doc)
+    entropies: list                # float32 tensors: entropy of the distribution each id was drawn from
+    finish_reasons: list[str]      # "eos" | "stop" | "length"
+    temperature: float = 0.0
+    top_p: float = 1.0
+
+    def padded(self, pad_id: int, device=None) -> dict:
+        """Tensors for ``sequence_logprobs`` and trainers: left-padded
+        prompts, right-padded responses, and their masks."""
+        import torch
+        prompt_ids, prompt_mask = left_pad(self.prompt_ids, pad_id, device)
+        response_ids, response_mask = right_pad(self.response_ids, pad_id, device)
+        logprobs = torch.zeros(response_ids.shape, dtype=torch.float32)
+        for i, lp in enumerate(self.logprobs):
+            logprobs[i, :len(lp)] = lp
+        return {"prompt_ids": prompt_ids, "prompt_mask": prompt_mask, "response_ids": response_ids,
+                "response_mask": response_mask, "logprobs": logprobs.to(device)}
+
+
+def token_logprobs(logits, temperature: float = 0.0, top_p: float = 1.0):
+    """Log-probs ``[..., V]`` of the distribution tokens are drawn from (module doc)."""
+    import torch
+    logits = logits.float()
+    if temperature <= 0:
+        return torch.log_softmax(logits, dim=-1)
+    logp = torch.log_softmax(logits / temperature, dim=-1)
+    if top_p < 1.0:
+        sorted_logp, order = logp.sort(dim=-1, descending=True, stable=True)
+        probs = sorted_logp.exp()
+        outside = (probs.cumsum(dim=-1) - probs) >= top_p     # mass before a token already reaches top_p
+        outside = torch.zeros_like(outside).scatter(-1, order, outside)
+        logp = torch.log_softmax(logp.masked_fill(outside, float("-inf")), dim=-1)
+    return logp
+
+
+def entropy(logp):
+    """Entropy of each distribution in ``logp`` (``-inf`` entries count as 0)."""
+    import torch
+    return -torch.where(torch.isfinite(logp), logp.exp() * logp, torch.zeros_like(logp)).sum(dim=-1)
+
+
+def max_positions(model) -> int | None:
+    config = model.config
+    return getattr(config, "max_position_embeddings", None) or getattr(config, "n_positions", None)
+
+
+def check_request(model, rows: int, prompt_tokens: int, new_tokens: int, max_batch_tokens: int) -> None:
+    """One-line errors for requests the model or the memory cannot hold."""
+    total = prompt_tokens + new_tokens
+    limit = max_positions(model)
+    if limit is not None and total > limit:
+        raise ValueError(f"a prompt of {prompt_tokens} tokens plus {new_tokens} new tokens exceeds the model's "
+                         f"{limit} positions; lower max_new_tokens or max_prompt_tokens")
+    if rows * total > max_batch_tokens:
+        raise ValueError(f"{rows} rows x {total} tokens = {rows * total} tokens exceeds max_batch_tokens="
+                         f"{max_batch_tokens}; use smaller batches, shorter prompts or raise max_batch_tokens")
+
+
+def generate(model, tokenizer, prompts: list[list[int]], *, max_new_tokens: int = 64, temperature: float = 0.0,
+             top_p: float = 1.0, stop: list[str] | tuple = (), generator=None,
+             max_batch_tokens: int = 65536) -> Generation:
+    """Replies to ``prompts`` (lists of ids), all rows in one batch (module doc).
+    ``generator``: a ``torch.Generator`` on the model's device, for sampling."""
+    import torch
+    if not prompts or any(len(p) == 0 for p in prompts):
+        raise ValueError("generate needs at least one prompt, each of at least one token")
+    if max_new_tokens < 1:
+        raise ValueError(f"max_new_tokens must be at least 1, got {max_new_tokens}")
+    check_request(model, len(prompts), max(len(p) for p in prompts), max_new_tokens, max_batch_tokens)
+    device = next(model.parameters()).device
+    stop = [s for s in stop if s]
+    # A stop string spans at most this many of the latest tokens when it first appears.
+    stop_window = max((len(s) for s in stop), default=0) + 4
+    ends = eos_ids(model, tokenizer)
+    ids, mask = left_pad(prompts, tokenizer.pad_token_id, device)
+    positions = (mask.cumsum(-1) - 1).clamp(min=0)
+    n = len(prompts)
+    responses: list[list[int]] = [[] for _ in range(n)]
+    logprobs: list[list[float]] = [[] for _ in range(n)]
+    entropies: list[list[float]] = [[] for _ in range(n)]
+    reasons = ["length"] * n
+    rows = list(range(n))                       # the prompt each batch row answers
+    with torch.no_grad():
+        out = model(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True, logits_to_keep=1)
+        cache, logits, next_position = out.past_key_values, out.logits[:, -1], positions[:, -1] + 1
+        for step in range(max_new_tokens):
+            logp = token_logprobs(logits, temperature, top_p)
+            if temperature > 0:
+                token = torch.multinomial(logp.exp(), 1, generator=generator).squeeze(1)
+            else:
+                token = logp.argmax(dim=-1)
+            chosen = logp.gather(1, token[:, None]).squeeze(1).tolist()
+            spread = entropy(logp).tolist()
+            keep = []
+            for j, (row, t) in enumerate(zip(rows, token.tolist())):
+                responses[row].append(t)
+                logprobs[row].append(chosen[j])
+                entropies[row].append(spread[j])
+                if t in ends:
+                    reasons[row] = "eos"
+                elif stop and any(s in tokenizer.decode(responses[row][-stop_window:], skip_special_tokens=True)
+                                  for s in stop):
+                    reasons[row] = "stop"
+                elif step + 1 < max_new_tokens:
+                    keep.append(j)
+            if not keep:
+                break
+            if len(keep) < len(rows):           # finished rows leave the batch and the cache
+                index = torch.as_tensor(keep, device=device)
+                cache.batch_select_indices(index)
+                mask, next_position, token = mask[index], next_position[index], token[index]
+                rows = [rows[j] for j in keep]
+            mask = torch.cat([mask, mask.new_ones((len(rows), 1))], dim=1)
+            out = model(input_ids=token[:, None], attention_mask=mask, position_ids=next_position[:, None],
+                        past_key_values=cache, use_cache=True)
+            cache, logits, next_position = out.past_key_values, out.logits[:, -1], next_position + 1
+    texts = [response_text(tokenizer, r, stop) for r in responses]
+    return Generation(texts=texts, prompt_ids=[list(p) for p in prompts], response_ids=responses,
+                      logprobs=[torch.tensor(lp, dtype=torch.float32) for lp in logprobs],
+                      entropies=[torch.tensor(e, dtype=torch.float32) for e in entropies],
+                      finish_reasons=reasons, temperature=temperature, top_p=top_p)
+
+
+def sequence_logprobs(model, prompt_ids, prompt_mask, response_ids, response_mask, temperature: float = 0.0,
+                      top_p: float = 1.0):
+    """Teacher-forced log-probs ``[B, R]`` of ``response_ids`` (right-padded)
+    after ``prompt_ids`` (left-padded), under the same transform as
+    ``generate`` (module doc); 0 where ``response_mask`` is 0. Differentiable:
+    call it under ``torch.no_grad()`` when no gradient is wanted."""
+    import torch
+    ids = torch.cat([prompt_ids, response_ids], dim=1)
+    mask = torch.cat([prompt_mask, response_mask], dim=1)
+    positions = (mask.cumsum(-1) - 1).clamp(min=0)
+    width = response_ids.shape[1]
+    # The logits at the last prompt position and every response position but the last predict the response.
+    logits = model(input_ids=ids, attention_mask=mask, position_ids=positions, logits_to_keep=width + 1).logits[:, :-1]
+    logp = token_logprobs(logits, temperature, top_p).gather(-1, response_ids[..., None]).squeeze(-1)
+    return logp.masked_fill(response_mask == 0, 0.0)
