@@ -122,7 +122,8 @@ def main() -> None:
     prompts = household_prompts(processor, max(args.batches))
     print(f"model {args.model} on {device} ({args.dtype}); prompts of {min(map(len, prompts))}-"
           f"{max(map(len, prompts))} tokens; up to {args.new_tokens} new tokens each", flush=True)
-    generate(model, tokenizer, prompts[:1], max_new_tokens=2)            # warm-up
+    generate(model, tokenizer, prompts[:1], max_new_tokens=2)            # warm-up, both sides
+    hf_one_by_one(model, tokenizer, prompts[:1], 2, device)
     rows = []
     for batch in args.batches:
         batch_prompts = prompts[:batch]
