@@ -9,8 +9,10 @@ one full fine-tuning step.
 Prompts are real: the chat prompts (system message, instruction, first
 observation) of household tasks, through the model's chat template. Both
 sides decode greedily up to ``--new-tokens`` tokens and stop at the eos;
-tokens/s counts the tokens each side actually generated. The baseline is
-what a harness without batching does: ``model.generate`` per prompt.
+tokens/s counts the tokens each side actually generated, over the whole
+call (prompt pass included) and over decoding alone (the same call with one
+new token, subtracted). The baseline is what a harness without batching
+does: ``model.generate`` per prompt.
 The fine-tuning step is a forward and backward pass over prompt + reply
 ids with the log-likelihood of the reply tokens as the loss, and an AdamW
 step: the compute of one SFT step.
@@ -127,19 +129,30 @@ def main() -> None:
     rows = []
     for batch in args.batches:
         batch_prompts = prompts[:batch]
-        hf_tokens, hf_s = hf_one_by_one(model, tokenizer, batch_prompts, args.new_tokens, device)
-        our_tokens, our_s = ours_batched(model, tokenizer, batch_prompts, args.new_tokens, device)
-        rows.append({"batch": batch, "hf_tokens": hf_tokens, "hf_tok_s": hf_tokens / hf_s,
-                     "ours_tokens": our_tokens, "ours_tok_s": our_tokens / our_s,
-                     "speedup": (our_tokens / our_s) / (hf_tokens / hf_s)})
-        print(f"batch {batch:>3}: HF generate one by one {rows[-1]['hf_tok_s']:8.1f} tok/s, "
-              f"ours batched {rows[-1]['ours_tok_s']:8.1f} tok/s, x{rows[-1]['speedup']:.2f}", flush=True)
+        row = {"batch": batch}
+        for side, run in (("hf", hf_one_by_one), ("ours", ours_batched)):
+            tokens, seconds = run(model, tokenizer, batch_prompts, args.new_tokens, device)
+            # The same prompts with one new token: the prompt pass (and the first token) alone.
+            first, prefill_s = run(model, tokenizer, batch_prompts, 1, device)
+            row[f"{side}_tokens"], row[f"{side}_s"], row[f"{side}_prefill_s"] = tokens, seconds, prefill_s
+            row[f"{side}_tok_s"] = tokens / seconds
+            row[f"{side}_decode_tok_s"] = (tokens - first) / max(seconds - prefill_s, 1e-9)
+        row["speedup"] = row["ours_tok_s"] / row["hf_tok_s"]
+        row["decode_speedup"] = row["ours_decode_tok_s"] / row["hf_decode_tok_s"]
+        rows.append(row)
+        print(f"batch {batch:>3}: HF generate one by one {row['hf_tok_s']:7.1f} tok/s "
+              f"(decode {row['hf_decode_tok_s']:7.1f}), ours batched {row['ours_tok_s']:7.1f} tok/s "
+              f"(decode {row['ours_decode_tok_s']:7.1f}): x{row['speedup']:.2f} (decode x{row['decode_speedup']:.2f})",
+              flush=True)
     step_s = finetune_step_s(model, tokenizer, prompts, 32, args.sft_batch, device, args.sft_steps)
     print(f"one fine-tuning step (batch {args.sft_batch}, prompt + 32 reply tokens): {step_s:.2f} s")
-    print("\n| batch | HF generate, one prompt at a time (tok/s) | omnigym batched (tok/s) | speed-up |")
-    print("|---|---|---|---|")
+    print("\n| batch | HF generate, one prompt at a time: tok/s (decode only) | omnigym batched: tok/s "
+          "(decode only) | speed-up (decode only) | prompt pass, HF / ours |")
+    print("|---|---|---|---|---|")
     for r in rows:
-        print(f"| {r['batch']} | {r['hf_tok_s']:.1f} | {r['ours_tok_s']:.1f} | {r['speedup']:.2f}x |")
+        print(f"| {r['batch']} | {r['hf_tok_s']:.1f} ({r['hf_decode_tok_s']:.1f}) | {r['ours_tok_s']:.1f} "
+              f"({r['ours_decode_tok_s']:.1f}) | {r['speedup']:.2f}x ({r['decode_speedup']:.2f}x) | "
+              f"{r['hf_prefill_s']:.1f} s / {r['ours_prefill_s']:.1f} s |")
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"model": args.model, "device": device, "dtype": args.dtype, "new_tokens": args.new_tokens,
