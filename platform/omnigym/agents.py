@@ -26,7 +26,8 @@ agent gets one copy per slot, so per-episode memory never mixes), and
 - ``lm`` / ``lm:PATH``: a causal LM acting in text families
   (``omnigym.policies.lm``), SmolLM2-135M-Instruct or a local model folder;
 - ``package.module:Name``: any importable class or factory;
-- a run folder of ``omnigym train`` or an RLlib checkpoint: the trained RLModule.
+- a run folder of ``omnigym train`` or an RLlib checkpoint: the trained RLModule
+  (or, for runs of the offline loop such as ``algo=sft``, the agent its learner saves).
 """
 from __future__ import annotations
 
@@ -192,6 +193,10 @@ def resolve_agent(spec, env_id: str | None = None, **kwargs):
         from omnigym.policies.lm.agent import LMAgent
         path = spec[len("lm:"):] if spec != "lm" else None
         return LMAgent(**({"model": path} if path else {}), **kwargs)
+    from omnigym.offline_train import load_agent, offline_checkpoint
+    if offline_checkpoint(spec) is not None:
+        # A run of the offline loop (algo=sft): the agent its learner saved, e.g. an LMAgent.
+        return load_agent(spec, **kwargs)
     from omnigym.rllib.inference import is_checkpoint
     if is_checkpoint(spec):
         from omnigym.rllib.inference import RLModuleAgent

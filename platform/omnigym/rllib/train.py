@@ -7,6 +7,8 @@ harness), ``checkpoints/iter_NNNNN`` (written to a temporary folder and
 renamed, so a kill never leaves a checkpoint that looks complete) and the
 final ``report/`` (trained vs baselines, learning curves). ``seed=[0,1,2]``
 trains one run per seed and adds a report across them (``omnigym.rllib.seeds``).
+Algorithms whose config says ``trainer: offline`` (SFT) train in the plain
+torch loop of ``omnigym.offline_train`` instead, into the same run folder.
 """
 from __future__ import annotations
 
@@ -217,21 +219,34 @@ def train(cfg: DictConfig) -> Path:
     list of seeds, one run per seed, one after another; returns the path of
     the report across them."""
     from omnigym.rllib import seeds as seed_runs
+    run_one = run_function(cfg)
     seeds = seed_runs.seed_list(cfg)
     if seeds is None:
-        return train_run(cfg)
+        return run_one(cfg)
     configs = seed_runs.seed_configs(cfg, seeds)
     for one in configs:  # before the first seed trains, not after
         refuse_to_overwrite(one)
     runs = []
     for one in configs:
-        train_run(one)
+        run_one(one)
         runs.append((int(one.seed), Path(one.out_dir).resolve()))
     first_seed, first_run = runs[0]
     report = seed_runs.write_seed_report(runs, seed_runs.aggregate_dir(first_run, first_seed),
                                          f"{cfg.algo.name} on {cfg.env.id}")
     print(f"\nall {len(runs)} seeds: {report.parent}\nlearning curves: {seed_runs.tensorboard_command(runs)}")
     return report
+
+
+def run_function(cfg: DictConfig):
+    """What trains one run: RLlib (``train_run``), or the plain-torch loop of
+    ``omnigym.offline_train`` for algorithms whose config says ``trainer: offline``
+    (a resumed run's saved config says which)."""
+    saved = Path(cfg.out_dir) / "config.yaml"
+    algo = OmegaConf.load(saved).algo if cfg.resume and saved.is_file() else cfg.algo
+    if algo.get("trainer", "rllib") == "offline":
+        from omnigym.offline_train import train_run as offline_train_run
+        return offline_train_run
+    return train_run
 
 
 def train_run(cfg: DictConfig) -> Path:
@@ -276,15 +291,7 @@ def train_run(cfg: DictConfig) -> Path:
                 save_checkpoint(algo, run_dir, it, int(cfg.keep_checkpoints))
             if last or (cfg.evaluation.every and it % int(cfg.evaluation.every) == 0):
                 section = evaluate_module(trained_module(algo), cfg, cfg.algo.name)
-                s = section["summary"]
-                _append_csv(run_dir / "eval.csv", EVAL_FIELDS, {
-                    "iteration": it, "env_steps": row["env_steps"], "episodes": s["episodes"],
-                    "success_rate": s["success_rate"], "success_lo": s["success_ci"][0],
-                    "success_hi": s["success_ci"][1], "return_mean": s["return_mean"],
-                    "return_lo": (s.get("return_ci") or (None, None))[0],
-                    "return_hi": (s.get("return_ci") or (None, None))[1]})
-                writer.add_scalar("eval/success_rate", s["success_rate"], it)
-                writer.add_scalar("eval/return_mean", s["return_mean"] or 0.0, it)
+                write_evaluation(run_dir, writer, it, row["env_steps"], section)
         writer.close()
         report = final_report(algo, cfg, run_dir)
         algo.stop()
@@ -298,11 +305,33 @@ def train_run(cfg: DictConfig) -> Path:
             ray.shutdown()
 
 
+def write_evaluation(run_dir: Path, writer, iteration: int, env_steps, section: dict) -> None:
+    """One evaluation of the trained agent: a row of ``eval.csv`` and its TensorBoard scalars."""
+    s = section["summary"]
+    _append_csv(run_dir / "eval.csv", EVAL_FIELDS, {
+        "iteration": iteration, "env_steps": env_steps, "episodes": s["episodes"],
+        "success_rate": s["success_rate"], "success_lo": s["success_ci"][0],
+        "success_hi": s["success_ci"][1], "return_mean": s["return_mean"],
+        "return_lo": (s.get("return_ci") or (None, None))[0],
+        "return_hi": (s.get("return_ci") or (None, None))[1]})
+    writer.add_scalar("eval/success_rate", s["success_rate"], iteration)
+    writer.add_scalar("eval/return_mean", s["return_mean"] or 0.0, iteration)
+
+
 def final_report(algo, cfg, run_dir: Path) -> Path:
     """Trained policy vs baselines on the same seeds, plus learning curves."""
+    return write_final_report(evaluate_module(trained_module(algo), cfg, cfg.algo.name), cfg, run_dir)
+
+
+def write_final_report(trained: dict, cfg, run_dir: Path, *, done: str | None = None, figures=None) -> Path:
+    """The report of a run whose trained agent scored ``trained`` (a harness
+    section): baselines on the same seeds, learning curves and notes.
+    ``done``: what the run did (default: its iterations and env steps);
+    ``figures(metrics, evals, out, title, agent=, baselines=)`` draws the curves
+    (default: ``plot_training_curves``, RLlib's return curves)."""
     from omnigym.registry import entry
     from omnigym.report import plot_training_curves, write_report
-    sections = [evaluate_module(trained_module(algo), cfg, cfg.algo.name)]
+    sections = [trained]
     for baseline in cfg.evaluation.baselines or ():
         if baseline == "expert" and not entry(cfg.env.id).expert:
             continue
@@ -311,12 +340,13 @@ def final_report(algo, cfg, run_dir: Path) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     metrics = _read_csv(run_dir / "metrics.csv")
     # learning_curve.png and eval_curve.png, with the baselines as reference lines.
-    plot_training_curves(metrics, _read_csv(run_dir / "eval.csv"), out, f"{cfg.algo.name} on {cfg.env.id}",
-                         agent=cfg.algo.name, baselines=sections[1:])
+    (figures or plot_training_curves)(metrics, _read_csv(run_dir / "eval.csv"), out,
+                                      f"{cfg.algo.name} on {cfg.env.id}", agent=cfg.algo.name, baselines=sections[1:])
     last = metrics[-1] if metrics else {}
+    done = done or f"{last.get('iteration', 0)} iterations, {last.get('env_steps', 0)} env steps"
     notes = [
         f"Run: `{run_dir}`; config: `config.yaml`; algorithm {cfg.algo.name}, policy {cfg.policy.name}, "
-        f"resources {cfg.resources.name}; {last.get('iteration', 0)} iterations, {last.get('env_steps', 0)} env steps.",
+        f"resources {cfg.resources.name}; {done}.",
         f"Evaluation: {'greedy' if cfg.evaluation.get('greedy', True) else 'sampled'} actions of the trained "
         f"policy on {sections[0]['summary']['episodes']} seeds of the {sections[0]['panel']} panel; "
         "baselines on the same seeds.",

@@ -15,6 +15,7 @@ EXAMPLES = [
     ("your own env: a module in this folder or a .py file",
      "omnigym train env=cartpole env.id=user/Corridor-v0 env.modules=[my_envs]"),
     ("three seeds, one after another, and a report across them", "omnigym train env=cartpole seed=[0,1,2]"),
+    ("fine-tune an LM on expert episodes of a text env", "omnigym train algo=sft policy=lm env=household"),
     ("continue a run (killed, or to more iterations)", "omnigym train env=cartpole resume=true iterations=40"),
 ]
 
@@ -137,7 +138,7 @@ def train_help() -> str:
     defaults = {k: v for item in OmegaConf.load(CONFIG_DIR / "train.yaml").defaults
                 if isinstance(item, DictConfig) for k, v in item.items()}
     lines = ["usage: omnigym train [--print-config] [KEY=VALUE ...]", "",
-             "Train with RLlib. The config is composed by hydra: pick one option of each group and set any key.",
+             "Train with RLlib, or in a plain torch loop for algo=sft. The config is composed by hydra: pick one option of each group and set any key.",
              "", "groups (GROUP=OPTION):"]
     for group, options in groups().items():
         shown = [f"{o} (default)" if o == defaults.get(group) else o for o in options]
