@@ -68,7 +68,8 @@ def import_modules(modules) -> None:
 def make_env(env: TrainEnv, env_config: dict | None = None, slot: int | None = None) -> gym.Env:
     """The env as RLlib workers see it. ``env_config`` (RLlib's, if any)
     overrides the spec's kwargs; ``slot`` numbers the sub-env for grouped
-    resets (needed exactly when the spec has a group schedule)."""
+    resets (needed exactly when the spec has a group schedule); a spec with a
+    ``wrapper`` (``omnigym.rllib.token_env.TokenTrainEnv``) wraps it last."""
     import_modules(env.modules)
     from omnigym.registry import make
     built = make(env.id, **{**env.kwargs, **dict(env_config or {})})
@@ -77,6 +78,10 @@ def make_env(env: TrainEnv, env_config: dict | None = None, slot: int | None = N
         if slot is None:
             raise ValueError(f"{env.id} resets in groups: give the sub-env's slot")
         built = GroupedResets(built, env.groups, slot)
+    # How the policy sees the env, where it needs another view (the LM's token view).
+    wrapper = getattr(env, "wrapper", None)
+    if wrapper is not None:
+        built = wrapper(built)
     return MaskInObservation(built) if env.mask else built
 
 

@@ -29,3 +29,21 @@ def action_scorer(policy: dict, env, torch_threads: int = 1) -> dict:
                          "policy=scorer needs one: use policy=mlp")
     config = {**env.layout, **dict(policy.get("config") or {})}
     return omnigym_policy({**policy, "config": config}, env, torch_threads)
+
+
+def lm_policy(policy: dict, env, torch_threads: int = 1) -> dict:
+    """A causal LM (``omnigym.policies.lm``) as an ``LMRLModule`` over the
+    env's token view: the LM options come from the view itself, so the
+    module's tokenizer and lengths are the ones the sub-envs encode with;
+    ``policy["lora"]`` (``r`` > 0) trains LoRA adapters only."""
+    from omnigym.rllib.lm_module import LMRLModule
+    view = getattr(env, "wrapper", None)
+    if view is None or not hasattr(view, "lm"):
+        raise ValueError(f"policy={policy.get('name', 'lm')} acts on token ids: build the run's env with "
+                         "omnigym.rllib.token_env.token_train_env(env, policy) (the LM's token view of "
+                         f"{env.id})")
+    lora = dict(policy.get("lora") or {})   # r > 0: train fresh LoRA adapters instead of every weight
+    return {"rl_module_spec": RLModuleSpec(
+        module_class=LMRLModule, observation_space=env.observation_space, action_space=env.action_space,
+        model_config={"lm": dict(view.lm), "tiny": view.tiny, "train_lora": lora if lora.get("r") else None,
+                      "torch_threads": torch_threads})}

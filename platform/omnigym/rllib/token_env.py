@@ -1,0 +1,196 @@
+"""Text envs as token envs: what RLlib's env runners hand an LM RLModule.
+
+RLlib batches arrays, not strings (a ``gymnasium.spaces.Text`` observation
+breaks its connectors), so ``TokenTextEnv`` wraps any text env (household
+text mode, shell FreeForm, tools) for an LM policy:
+
+- observation: the chat so far, rendered by the LM's chat template through
+  ``LMProcessor`` (history window, ``max_prompt_tokens``), as
+  ``{"input_ids", "attention_mask"}``, both int64 of fixed length
+  L = ``max_prompt_tokens``, left-padded (the last prompt token sits at the
+  end of every row, where generation continues);
+- action: K = ``max_new_tokens`` token ids (``MultiDiscrete``): the reply,
+  then pad ids. The wrapper decodes the ids before the first pad or eos id
+  into the env's action text (cut before a stop string; special tokens kept
+  for tool families, whose env parses the raw reply, as ``LMAgent`` does).
+
+Token-in/token-out: the ids the module sampled are the action RLlib stores
+in the episode, and the learner trains on exactly those ids; the text is
+derived from them, never tokenised again.
+
+Each sub-env keeps its own conversation from ``info["turn"]`` (or, for envs
+without turns, from observations and actions; ``omnigym.conversation``).
+
+``TokenView`` is the picklable recipe (which LM's tokenizer, which lengths)
+that env runners apply to every sub-env they build; ``token_train_env``
+turns a run's ``TrainEnv`` into its token view for ``omnigym.rllib``.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import gymnasium as gym
+import numpy as np
+
+from omnigym import conversation
+from omnigym import info_keys as K
+from omnigym.policies.lm.config import LMConfig
+from omnigym.rllib.env_spec import TrainEnv
+
+INPUT_IDS = "input_ids"
+ATTENTION_MASK = "attention_mask"
+
+
+def token_spaces(prompt_tokens: int, response_tokens: int, vocab_size: int) -> tuple[gym.Space, gym.Space]:
+    """(observation space, action space) of a token view."""
+    observation = gym.spaces.Dict({
+        INPUT_IDS: gym.spaces.Box(0, vocab_size - 1, (prompt_tokens,), np.int64),
+        ATTENTION_MASK: gym.spaces.Box(0, 1, (prompt_tokens,), np.int64),
+    })
+    return observation, gym.spaces.MultiDiscrete(np.full(response_tokens, vocab_size, dtype=np.int64))
+
+
+class TokenTextEnv(gym.Wrapper):
+    """A text env seen as prompt ids in, reply ids out (module docstring)."""
+
+    def __init__(self, env: gym.Env, tokenizer, *, prompt_tokens: int = 2048, response_tokens: int = 64,
+                 history_turns: int = 4, stop: list[str] | tuple = (), vocab_size: int | None = None):
+        from omnigym.policies.lm.processor import LMProcessor
+        super().__init__(env)
+        if not isinstance(env.action_space, gym.spaces.Text):
+            raise ValueError(f"the LM writes text, but this env takes {env.action_space}; "
+                             "make it in its text mode (e.g. mode='text')")
+        self.tokenizer = tokenizer
+        self.processor = LMProcessor(tokenizer, history_turns, prompt_tokens)
+        self.prompt_tokens, self.response_tokens = prompt_tokens, response_tokens
+        self.stop = list(stop)
+        self.pad_id = tokenizer.pad_token_id
+        # A reply ends at its eos; pad ids fill the rest of the action.
+        self.end_ids = {self.pad_id, tokenizer.eos_token_id} - {None}
+        self.observation_space, self.action_space = token_spaces(
+            prompt_tokens, response_tokens, vocab_size or len(tokenizer))
+        self.messages: list[dict] = []
+        self.tools: list[dict] | None = None
+        self._last_obs = None
+
+    def reset(self, *, seed: int | None = None, options: dict | None = None):
+        obs, info = self.env.reset(seed=seed, options=options)
+        self.tools = info.get(K.TOOLS)
+        self.messages = list(conversation.turns([obs], [], [info])[0])
+        self._last_obs = obs
+        return self.encode(), info
+
+    def step(self, action):
+        text = self.decode(action)
+        obs, reward, terminated, truncated, info = self.env.step(text)
+        # The step's turn (the env's own, or assistant = text, user = observation).
+        self.messages += conversation.turns([self._last_obs, obs], [text], [{}, info])[1]
+        self._last_obs = obs
+        return self.encode(), reward, terminated, truncated, info
+
+    def encode(self) -> dict:
+        """The prompt for the next reply, left-padded to ``prompt_tokens``."""
+        ids = self.processor.prompt(self.messages, self.tools).ids
+        input_ids = np.full(self.prompt_tokens, self.pad_id, dtype=np.int64)
+        attention_mask = np.zeros(self.prompt_tokens, dtype=np.int64)
+        if ids:
+            input_ids[-len(ids):] = ids
+            attention_mask[-len(ids):] = 1
+        return {INPUT_IDS: input_ids, ATTENTION_MASK: attention_mask}
+
+    def decode(self, action) -> str:
+        """The env action a reply's ids stand for: the ids before the first
+        pad or eos, as text, cut before a stop string."""
+        from omnigym.policies.lm.processor import response_text
+        ids = [int(t) for t in np.asarray(action).reshape(-1)]
+        end = next((i for i, t in enumerate(ids) if t in self.end_ids), len(ids))
+        tools = self.tools is not None
+        text = response_text(self.tokenizer, ids[:end], self.stop, keep_special=tools)
+        return text if tools else text.strip()
+
+
+# --- the LM's tokenizer, in every process that builds sub-envs ------------------------------------
+
+_TOKENIZERS: dict[str, tuple] = {}
+
+
+def lm_tokenizer(lm: dict, tiny: dict | None = None):
+    """``(tokenizer, vocab_size)`` of the LM that ``lm`` (``LMConfig``
+    options) names, or of ``tiny_lm(**tiny)``; cached per process, since
+    every sub-env of a runner needs it. ``vocab_size`` is the model's (it
+    can exceed the tokenizer's length), read from its config, not its weights."""
+    key = json.dumps([lm.get("model"), tiny], sort_keys=True, default=str)
+    if key not in _TOKENIZERS:
+        _TOKENIZERS[key] = _load_tokenizer(LMConfig.from_options(**lm), tiny)
+    return _TOKENIZERS[key]
+
+
+def _load_tokenizer(config: LMConfig, tiny: dict | None):
+    if tiny is not None:
+        from omnigym.policies.lm.model import tiny_tokenizer
+        tokenizer = tiny_tokenizer()            # the one tiny_lm builds its vocabulary from
+        return tokenizer, len(tokenizer)
+    from transformers import AutoConfig, AutoTokenizer
+
+    from omnigym.policies.lm.model import default_model_dir, prepare_tokenizer
+    folder = Path(config.model).expanduser() if config.model is not None else default_model_dir()
+    if not (folder / "config.json").is_file():
+        raise ValueError(f"LM folder {config.model} has no config.json; pass a local Hugging Face model "
+                         "folder or leave model unset for SmolLM2-135M-Instruct")
+    try:
+        tokenizer = prepare_tokenizer(AutoTokenizer.from_pretrained(folder))
+        vocab_size = int(AutoConfig.from_pretrained(folder).vocab_size)
+    except (OSError, ValueError) as exc:
+        raise ValueError(f"cannot load the tokenizer of {folder}: {str(exc).splitlines()[0]}") from exc
+    return tokenizer, max(vocab_size, len(tokenizer))
+
+
+@dataclass(frozen=True)
+class TokenView:
+    """How an LM policy sees a text env: its ``LMConfig`` options (tokenizer,
+    ``max_prompt_tokens`` = L, ``max_new_tokens`` = K, ``history_turns``,
+    ``stop``) and ``tiny`` (``tiny_lm`` keyword arguments: a random test
+    model instead of ``lm["model"]``). Calling it wraps a sub-env; it
+    pickles, so it travels to remote env runners inside the ``TrainEnv``."""
+
+    lm: dict
+    tiny: dict | None = None
+
+    @property
+    def config(self) -> LMConfig:
+        return LMConfig.from_options(**self.lm)
+
+    def spaces(self) -> tuple[gym.Space, gym.Space]:
+        config = self.config
+        return token_spaces(config.max_prompt_tokens, config.max_new_tokens, lm_tokenizer(self.lm, self.tiny)[1])
+
+    def __call__(self, env: gym.Env) -> TokenTextEnv:
+        config = self.config
+        tokenizer, vocab_size = lm_tokenizer(self.lm, self.tiny)
+        return TokenTextEnv(env, tokenizer, prompt_tokens=config.max_prompt_tokens,
+                            response_tokens=config.max_new_tokens, history_turns=config.history_turns,
+                            stop=config.stop, vocab_size=vocab_size)
+
+
+@dataclass(frozen=True)
+class TokenTrainEnv(TrainEnv):
+    """A ``TrainEnv`` whose sub-envs are built through ``wrapper`` (a
+    ``TokenView``); its spaces are the token spaces."""
+
+    wrapper: TokenView | None = None
+
+
+def token_train_env(env: TrainEnv, policy: dict) -> TokenTrainEnv:
+    """The token view of a resolved text ``TrainEnv`` for an LM ``policy``
+    node (``config``: ``LMConfig`` options; optional ``tiny``)."""
+    if not isinstance(env.action_space, gym.spaces.Text):
+        raise ValueError(f"{env.id} takes {env.action_space} actions, but the LM writes text; "
+                         "make it in its text mode (env.kwargs.mode=text)")
+    view = TokenView(dict(policy.get("config") or {}), dict(policy["tiny"]) if policy.get("tiny") else None)
+    observation_space, action_space = view.spaces()
+    fields = {f.name: getattr(env, f.name) for f in dataclasses.fields(TrainEnv)}
+    return TokenTrainEnv(**{**fields, "observation_space": observation_space, "action_space": action_space,
+                            "mask": False}, wrapper=view)
