@@ -118,3 +118,18 @@ def daemons():
     started = Daemons()
     yield started
     started.stop()
+
+
+@pytest.fixture(scope="module")
+def ray_session():
+    """A private Ray instance for a test module (address="local": never some
+    other Ray on the machine), shut down when the module ends."""
+    import gc
+
+    import ray
+    started = not ray.is_initialized()
+    ray.init(address="local", num_cpus=2, include_dashboard=False, ignore_reinit_error=True, log_to_driver=False)
+    yield
+    gc.collect()
+    if started:
+        ray.shutdown()

@@ -2,7 +2,6 @@
 states, alone (GroupedResets) and across RLlib env runners and sub-envs."""
 from __future__ import annotations
 
-import gc
 from collections import defaultdict
 
 import numpy as np
@@ -77,17 +76,6 @@ def test_env_creator_numbers_the_sub_envs_of_each_runner():
     assert build_runner_envs(1) == [(0, 0), (0, 1), (0, 2), (0, 3)]
     assert build_runner_envs(2) == [(1, 0), (1, 1), (1, 2), (1, 3)]
     assert build_runner_envs(2) == [(1, 0), (1, 1), (1, 2), (1, 3)]     # a rebuilt runner numbers alike
-
-
-@pytest.fixture(scope="module")
-def ray_session():
-    import ray
-    started = not ray.is_initialized()
-    ray.init(address="local", num_cpus=2, include_dashboard=False, ignore_reinit_error=True, log_to_driver=False)
-    yield
-    gc.collect()
-    if started:
-        ray.shutdown()
 
 
 def test_rllib_env_runners_sample_whole_groups_of_identical_starts(ray_session, tmp_path):

@@ -3,7 +3,6 @@ vs trained log-probs, a TokenPPO iteration on household text with a tiny LM,
 checkpoints, and a one-turn task the LM learns."""
 from __future__ import annotations
 
-import gc
 
 import gymnasium as gym
 import numpy as np
@@ -193,18 +192,6 @@ def test_module_as_agent_builds_the_prompts_of_the_token_view():
 
 
 # --- RLlib ----------------------------------------------------------------------------------------
-
-@pytest.fixture(scope="module")
-def ray_session():
-    import ray
-    started = not ray.is_initialized()
-    # address="local": a private instance, never some other Ray on the machine.
-    ray.init(address="local", num_cpus=2, include_dashboard=False, ignore_reinit_error=True, log_to_driver=False)
-    yield
-    gc.collect()
-    if started:
-        ray.shutdown()
-
 
 def token_ppo(env, node, sub_envs: int, **training):
     from omnigym.rllib import envs
