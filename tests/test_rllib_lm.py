@@ -279,3 +279,31 @@ def test_token_ppo_teaches_the_lm_a_one_turn_task(ray_session):
     finally:
         algo.stop()
     assert np.mean(returns[:3]) < 0.6 and np.mean(returns[-3:]) > 0.9, returns
+
+
+def test_omnigym_train_runs_token_ppo_with_an_lm_and_the_run_evaluates_as_a_text_agent(tmp_path):
+    """The whole path a user types: `omnigym train algo=token_ppo policy=lm`, then `omnigym eval --policy RUN`."""
+    import json
+    import os
+    import subprocess
+    import sys
+    run = tmp_path / "run"
+    env = {**os.environ, "RAY_AUTH_MODE": "disabled"}
+    overrides = ["algo=token_ppo", "policy=lm", "policy.tiny={arch:llama}", "policy.config.temperature=1.0",
+                 "policy.config.max_prompt_tokens=768", "policy.config.max_new_tokens=16",
+                 "policy.config.history_turns=1", "env=household", f"env.id={HEAT}",
+                 "+env.kwargs.max_episode_steps=3", "resources.num_envs_per_env_runner=2",
+                 "algo.training.episodes_per_iteration=2", "iterations=1", "evaluation.episodes=2",
+                 "evaluation.baselines=[]", "progress=false", f"out_dir={run}"]
+    train = subprocess.run([sys.executable, "-m", "omnigym.cli", "train", *overrides], capture_output=True,
+                           text=True, timeout=600, env=env)
+    assert train.returncode == 0, train.stderr[-3000:]
+    assert json.loads((run / "report" / "summary.json").read_text())["sections"][0]["policy"] == "token_ppo"
+    out = tmp_path / "eval"
+    evaluate = subprocess.run([sys.executable, "-m", "omnigym.cli", "eval", HEAT, "--policy", str(run),
+                               "--panel", "0..1", "--out", str(out), "--no-record"],
+                              capture_output=True, text=True, timeout=600, env=env)
+    assert evaluate.returncode == 0, evaluate.stderr[-3000:]
+    summary = json.loads((out / "summary.json").read_text())
+    assert [s["policy"] for s in summary["sections"]] == ["token_ppo"]
+    assert summary["sections"][0]["summary"]["episodes"] == 2

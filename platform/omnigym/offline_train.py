@@ -57,7 +57,7 @@ from tqdm.auto import tqdm
 from omnigym.rllib.algo_config import to_dict
 from omnigym.rllib.train import (
     EVAL_FIELDS, _append_csv, _read_csv, _truncate_csv, evaluate_agent, prepare_run, save_checkpoint,
-    tensorboard_command, write_evaluation, write_final_report,
+    tensorboard_command, with_policy_env_kwargs, write_evaluation, write_final_report,
 )
 
 TRAINER_STATE = "trainer_state.pt"   # in every checkpoint of an offline run: what marks one
@@ -139,17 +139,6 @@ def check_training(training) -> None:
 
 
 # -------------------------------------------------------------------- run
-def with_policy_env_kwargs(cfg: DictConfig) -> DictConfig:
-    """``policy.env_kwargs`` set over ``env.kwargs``: what the policy needs of
-    every env (an LM reads text: ``mode: text``); the run's config.yaml keeps
-    the result, so evaluating the run makes the same env."""
-    extra = cfg.policy.get("env_kwargs")
-    if extra:
-        cfg = copy.deepcopy(cfg)
-        cfg.env.kwargs = {**to_dict(cfg.env.kwargs), **to_dict(extra)}
-    return cfg
-
-
 def learner_class(algo):
     from hydra.utils import get_method
     return get_method(algo["_target_"])

@@ -83,9 +83,15 @@ def num_sub_envs(resources) -> int:
 
 
 def train_env(cfg) -> TrainEnv:
-    """The ``TrainEnv`` of a composed train config (``env``, ``groups``, ``resources``)."""
+    """The ``TrainEnv`` of a composed train config (``env``, ``groups``,
+    ``resources``), through ``policy.env_view`` where the policy has one."""
     from omegaconf import OmegaConf
     env = cfg.env
     kwargs = OmegaConf.to_container(env.kwargs, resolve=True) if env.get("kwargs") is not None else {}
     groups = group_schedule(cfg.get("groups"), num_sub_envs(cfg.resources))
-    return resolve_env(env.id, kwargs, tuple(env.get("modules") or ()), groups)
+    resolved = resolve_env(env.id, kwargs, tuple(env.get("modules") or ()), groups)
+    view = cfg.get("policy", {}).get("env_view")
+    if view:  # a policy that sees the env its own way (an LM: token ids), on driver and workers alike
+        from hydra.utils import get_method
+        return get_method(view)(resolved, OmegaConf.to_container(cfg.policy, resolve=True))
+    return resolved

@@ -62,6 +62,14 @@ def trained_module(algo, module_id: str | None = None):
     return module
 
 
+def module_agent(module, name: str = "trained", greedy: bool = True, seed: int = 0):
+    """The agent of a trained RLModule: an ``RLModuleAgent``, or, for a module
+    that writes text (an LM over token ids), the text agent it provides."""
+    if hasattr(module, "as_agent"):
+        return module.as_agent(name=name, temperature=0.0 if greedy else 1.0, seed=seed)
+    return RLModuleAgent(module, name=name, greedy=greedy, seed=seed)
+
+
 class RLModuleAgent:
     """Greedy (or sampled) actions from an RLlib RLModule, one observation
     (``act``) or a batch of them in one forward pass (``act_batch``)."""
@@ -92,7 +100,7 @@ class RLModuleAgent:
         from ray.rllib.core.rl_module.rl_module import RLModule
         config = run_config(path) or {}
         kwargs.setdefault("name", (config.get("algo") or {}).get("name", "trained"))
-        agent = cls(RLModule.from_checkpoint(str(find_module_dir(path))), **kwargs)
+        agent = module_agent(RLModule.from_checkpoint(str(find_module_dir(path))), **kwargs)
         agent.run_name = config.get("run_name")
         if config:
             env = config.get("env") or {}

@@ -136,8 +136,22 @@ def evaluate_agent(agent, cfg) -> dict:
 
 
 def evaluate_module(module, cfg, name: str) -> dict:
-    from omnigym.rllib.inference import RLModuleAgent
-    return evaluate_agent(RLModuleAgent(module, name=name, greedy=bool(cfg.evaluation.get("greedy", True))), cfg)
+    from omnigym.rllib.inference import module_agent
+    return evaluate_agent(module_agent(module, name=name, greedy=bool(cfg.evaluation.get("greedy", True))), cfg)
+
+
+def with_policy_env_kwargs(cfg: DictConfig) -> DictConfig:
+    """``policy.env_kwargs`` set over ``env.kwargs``: what the policy needs of
+    every env (an LM reads text: ``mode: text``); the run's config.yaml keeps
+    the result, so evaluating the run makes the same env."""
+    import copy
+
+    from omnigym.rllib.algo_config import to_dict
+    extra = cfg.policy.get("env_kwargs")
+    if extra:
+        cfg = copy.deepcopy(cfg)
+        cfg.env.kwargs = {**to_dict(cfg.env.kwargs), **to_dict(extra)}
+    return cfg
 
 
 # -------------------------------------------------------------------- run
@@ -252,6 +266,8 @@ def run_function(cfg: DictConfig):
 def train_run(cfg: DictConfig) -> Path:
     """Train (or resume) one run; returns the path of its final report."""
     from omnigym.rllib.env_spec import train_env
+    if not cfg.resume:
+        cfg = with_policy_env_kwargs(cfg)
     cfg, run_dir, ckpt = prepare_run(cfg)
     import torch
     torch.set_num_threads(int(cfg.resources.get("torch_threads", 1)))
