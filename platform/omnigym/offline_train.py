@@ -43,7 +43,6 @@ played while learning offline (the evaluations are in ``eval.csv``).
 """
 from __future__ import annotations
 
-import copy
 import math
 import random
 import time
@@ -54,7 +53,6 @@ import numpy as np
 from omegaconf import DictConfig
 from tqdm.auto import tqdm
 
-from omnigym.rllib.algo_config import to_dict
 from omnigym.rllib.train import (
     EVAL_FIELDS, _append_csv, _read_csv, _truncate_csv, evaluate_agent, prepare_run, save_checkpoint,
     tensorboard_command, with_policy_env_kwargs, write_evaluation, write_final_report,
