@@ -23,30 +23,27 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 
-def left_pad(rows: list[list[int]], pad_id: int, device=None):
-    """``(ids, mask)`` long tensors ``[B, max_len]``, each row right-aligned."""
+def pad(rows: list[list[int]], pad_id: int, left: bool, device=None):
+    """``(ids, mask)`` long tensors ``[B, max_len]``: rows right-aligned
+    (``left`` padding, for prompts that generation continues) or left-aligned."""
     import torch
     width = max((len(r) for r in rows), default=0)
     ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
     mask = torch.zeros((len(rows), width), dtype=torch.long)
     for i, row in enumerate(rows):
         if row:
-            ids[i, width - len(row):] = torch.as_tensor(row, dtype=torch.long)
-            mask[i, width - len(row):] = 1
+            span = slice(width - len(row), width) if left else slice(0, len(row))
+            ids[i, span] = torch.as_tensor(row, dtype=torch.long)
+            mask[i, span] = 1
     return ids.to(device), mask.to(device)
+
+
+def left_pad(rows: list[list[int]], pad_id: int, device=None):
+    return pad(rows, pad_id, left=True, device=device)
 
 
 def right_pad(rows: list[list[int]], pad_id: int, device=None):
-    """``(ids, mask)`` long tensors ``[B, max_len]``, each row left-aligned."""
-    import torch
-    width = max((len(r) for r in rows), default=0)
-    ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
-    mask = torch.zeros((len(rows), width), dtype=torch.long)
-    for i, row in enumerate(rows):
-        if row:
-            ids[i, :len(row)] = torch.as_tensor(row, dtype=torch.long)
-            mask[i, :len(row)] = 1
-    return ids.to(device), mask.to(device)
+    return pad(rows, pad_id, left=False, device=device)
 
 
 def eos_ids(model, tokenizer) -> set[int]:
