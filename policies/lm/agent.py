@@ -40,7 +40,7 @@ import numpy as np
 from omnigym import conversation
 from omnigym import info_keys as K
 from omnigym.policies.lm.config import LMConfig
-from omnigym.policies.lm.generation import Generation, check_request, generate
+from omnigym.policies.lm.generation import Generation, batch_chunks, check_request, generate
 from omnigym.policies.lm.model import load_lm, load_lora, prepare_tokenizer
 from omnigym.policies.lm.processor import LMProcessor, Prompt, response_text
 from omnigym.policies.lm.scoring import ActionScores, score_actions
@@ -179,7 +179,8 @@ class LMAgent:
         parts = [generate(self.model, self.tokenizer, [step.prompts[rows[i]].ids for i in chunk],
                           max_new_tokens=cfg.max_new_tokens, temperature=cfg.temperature, top_p=cfg.top_p,
                           stop=cfg.stop, generator=self.generator, max_batch_tokens=cfg.max_batch_tokens)
-                 for chunk in self._chunks([len(step.prompts[r].ids) for r in rows])]
+                 for chunk in batch_chunks([len(step.prompts[r].ids) for r in rows], cfg.max_new_tokens,
+                                           cfg.max_batch_tokens)]
         step.generation = _concat(parts)
         for row, ids, text in zip(rows, step.generation.response_ids, step.generation.texts):
             if episodes[row].tools is not None:   # the env parses tool calls from the raw reply
@@ -187,18 +188,6 @@ class LMAgent:
             else:
                 text = text.strip()
             actions[row] = _env_action(text, infos[row]) if episodes[row].discrete else text
-
-    def _chunks(self, lengths: list[int]) -> list[list[int]]:
-        """Consecutive rows in batches of at most ``max_batch_tokens`` (rows x tokens)."""
-        chunks, current, longest = [], [], 0
-        for i, n in enumerate(lengths):
-            if current and (len(current) + 1) * (max(longest, n) + self.config.max_new_tokens) \
-                    > self.config.max_batch_tokens:
-                chunks.append(current)
-                current, longest = [], 0
-            current.append(i)
-            longest = max(longest, n)
-        return chunks + ([current] if current else [])
 
 def _is_reset(info: dict) -> bool:
     turn = info.get(K.TURN)

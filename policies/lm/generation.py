@@ -159,17 +159,34 @@ def generate(model, tokenizer, prompts: list[list[int]], *, max_new_tokens: int 
 
 
 def sequence_logprobs(model, prompt_ids, prompt_mask, response_ids, response_mask, temperature: float = 0.0,
-                      top_p: float = 1.0):
+                      top_p: float = 1.0, with_entropy: bool = False):
     """Teacher-forced log-probs ``[B, R]`` of ``response_ids`` (right-padded)
     after ``prompt_ids`` (left-padded), under the same transform as
-    ``generate`` (module doc); 0 where ``response_mask`` is 0. Differentiable:
-    call it under ``torch.no_grad()`` when no gradient is wanted."""
+    ``generate`` (module doc); 0 where ``response_mask`` is 0. With
+    ``with_entropy``: ``(log-probs, entropies)``, both ``[B, R]``.
+    Differentiable: call it under ``torch.no_grad()`` when no gradient is wanted."""
     import torch
+    response_mask = response_mask.long()
     ids = torch.cat([prompt_ids, response_ids], dim=1)
     mask = torch.cat([prompt_mask, response_mask], dim=1)
     positions = (mask.cumsum(-1) - 1).clamp(min=0)
     width = response_ids.shape[1]
     # The logits at the last prompt position and every response position but the last predict the response.
     logits = model(input_ids=ids, attention_mask=mask, position_ids=positions, logits_to_keep=width + 1).logits[:, :-1]
-    logp = token_logprobs(logits, temperature, top_p).gather(-1, response_ids[..., None]).squeeze(-1)
-    return logp.masked_fill(response_mask == 0, 0.0)
+    all_logp = token_logprobs(logits, temperature, top_p)
+    outside = response_mask == 0
+    logp = all_logp.gather(-1, response_ids[..., None]).squeeze(-1).masked_fill(outside, 0.0)
+    return (logp, entropy(all_logp).masked_fill(outside, 0.0)) if with_entropy else logp
+
+
+def batch_chunks(lengths: list[int], new_tokens: int, max_batch_tokens: int) -> list[list[int]]:
+    """Consecutive rows in batches whose rows x (longest prompt + ``new_tokens``)
+    stay within ``max_batch_tokens``; a row that alone exceeds it goes alone."""
+    chunks, current, longest = [], [], 0
+    for i, n in enumerate(lengths):
+        if current and (len(current) + 1) * (max(longest, n) + new_tokens) > max_batch_tokens:
+            chunks.append(current)
+            current, longest = [], 0
+        current.append(i)
+        longest = max(longest, n)
+    return chunks + ([current] if current else [])

@@ -36,7 +36,7 @@ from ray.rllib.core.columns import Columns
 from ray.rllib.core.rl_module.torch import TorchRLModule
 
 from omnigym.policies.lm.config import LMConfig
-from omnigym.policies.lm.generation import check_request, entropy, generate, token_logprobs
+from omnigym.policies.lm.generation import batch_chunks, check_request, generate, sequence_logprobs
 from omnigym.rllib.token_env import ATTENTION_MASK, INPUT_IDS
 
 TOKEN_LOGP = "token_logp"        # [B, K] float: log-prob of each reply id under the sampling transform
@@ -108,7 +108,7 @@ class LMRLModule(TorchRLModule):
         actions = torch.full((rows, width), self.pad_id, dtype=torch.long)
         logp = torch.zeros((rows, width), dtype=torch.float32)
         written = torch.zeros((rows, 1), dtype=torch.long)
-        for chunk in self._chunks([len(p) for p in prompts]):
+        for chunk in batch_chunks([len(p) for p in prompts], width, self.lm_config.max_batch_tokens):
             generation = generate(self.lm, self.tokenizer, [prompts[i] for i in chunk], max_new_tokens=width,
                                   temperature=temperature, top_p=top_p, stop=self.lm_config.stop,
                                   max_batch_tokens=self.lm_config.max_batch_tokens)
@@ -121,18 +121,6 @@ class LMRLModule(TorchRLModule):
         logp = logp * token_mask
         return {Columns.ACTIONS: actions, Columns.ACTION_LOGP: logp.sum(-1), TOKEN_LOGP: logp,
                 TOKEN_MASK: token_mask}
-
-    def _chunks(self, lengths: list[int]) -> list[list[int]]:
-        """Consecutive rows in batches of at most ``max_batch_tokens`` (rows x (prompt + reply))."""
-        budget, chunks, current, longest = self.lm_config.max_batch_tokens, [], [], 0
-        for i, n in enumerate(lengths):
-            longest_with = max(longest, n)
-            if current and (len(current) + 1) * (longest_with + self.response_tokens) > budget:
-                chunks.append(current)
-                current, longest_with = [], n
-            current.append(i)
-            longest = longest_with
-        return chunks + ([current] if current else [])
 
     # --- training ----------------------------------------------------------------------------
 
@@ -152,17 +140,8 @@ class LMRLModule(TorchRLModule):
         left-padded prompts, under the sampling transform (temperature,
         top-p); 0 outside ``reply_positions``. Differentiable."""
         cfg = self.lm_config
-        ids = torch.cat([prompt_ids, reply_ids], dim=1)
-        mask = torch.cat([prompt_mask, reply_positions.long()], dim=1)
-        positions = (mask.cumsum(-1) - 1).clamp(min=0)
-        width = reply_ids.shape[1]
-        # The logits at the last prompt position and every reply position but the last predict the reply.
-        logits = self.lm(input_ids=ids, attention_mask=mask, position_ids=positions,
-                         logits_to_keep=width + 1).logits[:, :-1]
-        all_logp = token_logprobs(logits, cfg.temperature, cfg.top_p)
-        logp = all_logp.gather(-1, reply_ids[..., None]).squeeze(-1)
-        outside = ~reply_positions
-        return logp.masked_fill(outside, 0.0), entropy(all_logp).masked_fill(outside, 0.0)
+        return sequence_logprobs(self.lm, prompt_ids, prompt_mask, reply_ids, reply_positions, cfg.temperature,
+                                 cfg.top_p, with_entropy=True)
 
     # --- evaluation ----------------------------------------------------------------------------
 
