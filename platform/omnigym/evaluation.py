@@ -42,6 +42,11 @@ def episode_record(episode) -> dict:
             "return": episode.total_return, "length": episode.length}
 
 
+def panel_label(panel, seeds) -> str:
+    """A panel in file names (episodes, videos): its name, or its seed range."""
+    return panel if isinstance(panel, str) else f"seeds{seeds[0]}-{seeds[-1]}" if len(seeds) else "empty"
+
+
 def evaluate(agent, env_id: str, panel="train", group_size: int = 1, *, env_kwargs: dict | None = None,
              max_steps: int | None = None, record_to: str | None = None, progress: bool = True,
              episodes_out: list | None = None, video: int = 0, video_dir: str | Path | None = None,
@@ -55,7 +60,7 @@ def evaluate(agent, env_id: str, panel="train", group_size: int = 1, *, env_kwar
     seeds = seeds[:seeds_limit] if seeds_limit is not None else seeds
     agent = resolve_agent(agent, env_id)
     # Video files are named like evaluate_many's episode files: <agent>-<panel label>.
-    label = panel if isinstance(panel, str) else f"seeds{seeds[0]}-{seeds[-1]}" if seeds else "empty"
+    label = panel_label(panel, seeds)
     episodes = rollout(agent, env_id, seeds, group_size, groups_per_batch=groups_per_batch,
                        env_kwargs={**panel_kwargs, **(env_kwargs or {})},
                        max_steps=max_steps, record_to=record_to, progress=progress,
@@ -85,7 +90,7 @@ def evaluate_many(agents: list, env_id: str, panels: list, out_dir: str | Path, 
     for agent in _distinctly_named([resolve_agent(spec, env_id) for spec in agents]):
         name = agent_name(agent)
         for panel in panels:
-            label = panel if isinstance(panel, str) else f"seeds{panel[0]}-{panel[-1]}"
+            label = panel_label(panel, panel)
             record_to = out_dir / "episodes" / f"{name}-{label}.parquet" if record else None
             sections.append(evaluate(agent, env_id, panel, group_size, env_kwargs=env_kwargs,
                                      record_to=record_to, progress=progress, video=video,
