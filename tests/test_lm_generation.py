@@ -43,6 +43,18 @@ def test_sampled_logprobs_match_a_teacher_forced_pass(arch):
 
 
 @pytest.mark.parametrize("arch", ARCHS)
+def test_a_prompt_pass_in_chunks_equals_one_pass(arch):
+    model, tok = tiny_lm(arch)
+    g = torch.Generator().manual_seed(0)
+    prompts = [torch.randint(5, 200, (n,), generator=g).tolist() for n in (7, 40, 13, 90, 3, 55)]
+    whole = generate(model, tok, prompts, max_new_tokens=10, prefill_tokens=10**6)
+    chunked = generate(model, tok, prompts, max_new_tokens=10, prefill_tokens=100)   # 4 chunks, joined
+    assert chunked.response_ids == whole.response_ids
+    for a, b in zip(chunked.logprobs, whole.logprobs):
+        assert torch.allclose(a, b, atol=1e-5)
+
+
+@pytest.mark.parametrize("arch", ARCHS)
 def test_greedy_batched_equals_one_by_one(arch):
     model, tok, prompts = _setup(arch)
     assert len({len(p) for p in prompts}) == 3          # left padding is exercised

@@ -96,7 +96,7 @@ def test_token_view_refuses_index_actions_and_bad_models_and_lm_policy_needs_it(
         token_train_env(discrete, lm_node())
     with pytest.raises(ValueError, match="token_train_env"):
         lm_policy(lm_node(), resolve_env(HEAT, {"mode": "text"}))
-    with pytest.raises(ValueError, match="no config.json"):
+    with pytest.raises(ValueError, match="does not exist"):
         token_train_env(resolve_env(HEAT, {"mode": "text"}), {"config": {"model": "/nonexistent/lm"}})
 
 

@@ -93,11 +93,58 @@ def check_request(model, rows: int, prompt_tokens: int, new_tokens: int, max_bat
                          f"{max_batch_tokens}; use smaller batches, shorter prompts or raise max_batch_tokens")
 
 
+PREFILL_TOKENS = 8192   # rows x tokens per chunk of the prompt pass: past this, a bigger pass is no faster
+
+
+def prefill(model, prompts: list[list[int]], pad_id: int, chunk_tokens: int = PREFILL_TOKENS):
+    """Run the prompts once: their KV cache, the logits of their last tokens
+    ``[B, V]`` and the left-padded attention mask ``[B, L]`` that goes with it.
+
+    Prompts are sorted by length and run in chunks of at most
+    ``chunk_tokens`` rows x tokens, each padded only to its own longest
+    prompt; the chunks' caches are then left-padded to the longest prompt and
+    joined in the prompts' order. Padding thus costs no compute, and no pass
+    builds the attention mask of a whole large batch (both made a 32-prompt
+    pass of 250-770-token prompts 2.8x slower on CPU than 32 passes of one).
+    Joining needs caches of plain per-layer key/value tensors
+    (``DynamicLayer``); any other cache (sliding windows, linear attention)
+    gets one pass over the whole padded batch."""
+    import torch
+    from transformers.cache_utils import DynamicLayer
+    device = next(model.parameters()).device
+    order = sorted(range(len(prompts)), key=lambda i: -len(prompts[i]))
+    chunks = [[order[i] for i in chunk]
+              for chunk in batch_chunks([len(prompts[i]) for i in order], 0, chunk_tokens)]
+    parts = []
+    for chunk in chunks if len(chunks) > 1 else [list(range(len(prompts)))]:
+        ids, mask = left_pad([prompts[i] for i in chunk], pad_id, device)
+        positions = (mask.cumsum(-1) - 1).clamp(min=0)
+        out = model(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True, logits_to_keep=1)
+        cache = out.past_key_values
+        if len(chunks) > 1 and not all(type(layer) is DynamicLayer for layer in getattr(cache, "layers", [None])):
+            return prefill(model, prompts, pad_id, chunk_tokens=10**12)
+        parts.append((chunk, cache, out.logits[:, -1]))
+    full_mask = left_pad(prompts, pad_id, device)[1]
+    if len(parts) == 1:
+        return parts[0][1], parts[0][2], full_mask
+    width = full_mask.shape[1]
+    back = torch.as_tensor([i for i, _ in sorted(enumerate(i for chunk, _, _ in parts for i in chunk),
+                                                  key=lambda pair: pair[1])], device=device)
+    cache = parts[0][1]
+    for l, layer in enumerate(cache.layers):
+        for name in ("keys", "values"):
+            tensors = [getattr(part.layers[l], name) for _, part, _ in parts]
+            joined = torch.cat([torch.nn.functional.pad(t, (0, 0, width - t.shape[-2], 0)) for t in tensors])
+            setattr(layer, name, joined[back])
+    return cache, torch.cat([logits for _, _, logits in parts])[back], full_mask
+
+
 def generate(model, tokenizer, prompts: list[list[int]], *, max_new_tokens: int = 64, temperature: float = 0.0,
              top_p: float = 1.0, stop: list[str] | tuple = (), generator=None,
-             max_batch_tokens: int = 65536) -> Generation:
+             max_batch_tokens: int = 65536, prefill_tokens: int = PREFILL_TOKENS) -> Generation:
     """Replies to ``prompts`` (lists of ids), all rows in one batch (module doc).
-    ``generator``: a ``torch.Generator`` on the model's device, for sampling."""
+    ``generator``: a ``torch.Generator`` on the model's device, for sampling;
+    ``prefill_tokens``: rows x tokens per chunk of the prompt pass (``prefill``)."""
     import torch
     if not prompts or any(len(p) == 0 for p in prompts):
         raise ValueError("generate needs at least one prompt, each of at least one token")
@@ -109,8 +156,6 @@ def generate(model, tokenizer, prompts: list[list[int]], *, max_new_tokens: int 
     # A stop string spans at most this many of the latest tokens when it first appears.
     stop_window = max((len(s) for s in stop), default=0) + 4
     ends = eos_ids(model, tokenizer)
-    ids, mask = left_pad(prompts, tokenizer.pad_token_id, device)
-    positions = (mask.cumsum(-1) - 1).clamp(min=0)
     n = len(prompts)
     responses: list[list[int]] = [[] for _ in range(n)]
     logprobs: list[list[float]] = [[] for _ in range(n)]
@@ -118,8 +163,8 @@ def generate(model, tokenizer, prompts: list[list[int]], *, max_new_tokens: int 
     reasons = ["length"] * n
     rows = list(range(n))                       # the prompt each batch row answers
     with torch.no_grad():
-        out = model(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True, logits_to_keep=1)
-        cache, logits, next_position = out.past_key_values, out.logits[:, -1], positions[:, -1] + 1
+        cache, logits, mask = prefill(model, prompts, tokenizer.pad_token_id, prefill_tokens)
+        next_position = mask.sum(-1)
         for step in range(max_new_tokens):
             logp = token_logprobs(logits, temperature, top_p)
             if temperature > 0:

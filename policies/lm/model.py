@@ -93,7 +93,11 @@ def _convert_gguf(folder: Path, gguf_file: str, target: Path) -> None:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def _check_model_dir(path: str) -> Path:
+def model_folder(path: str | None) -> Path:
+    """The folder of ``LMConfig.model``: a local Hugging Face model folder,
+    checked, or SmolLM2-135M-Instruct's cached one when ``path`` is None."""
+    if path is None:
+        return default_model_dir()
     folder = Path(path).expanduser()
     if not folder.is_dir():
         raise ValueError(f"LM folder {path} does not exist; pass a local Hugging Face model folder "
@@ -110,7 +114,7 @@ def load_lm(config: LMConfig | None = None, **options):
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
     cfg = config or LMConfig.from_options(**options)
-    folder = _check_model_dir(cfg.model) if cfg.model is not None else default_model_dir()
+    folder = model_folder(cfg.model)
     try:
         with _no_progress_bars():   # a local load takes about a second: no bar to watch
             tokenizer = AutoTokenizer.from_pretrained(folder)

@@ -30,7 +30,6 @@ from __future__ import annotations
 import dataclasses
 import json
 from dataclasses import dataclass
-from pathlib import Path
 
 import gymnasium as gym
 import numpy as np
@@ -135,11 +134,8 @@ def _load_tokenizer(config: LMConfig, tiny: dict | None):
         return tokenizer, len(tokenizer)
     from transformers import AutoConfig, AutoTokenizer
 
-    from omnigym.policies.lm.model import default_model_dir, prepare_tokenizer
-    folder = Path(config.model).expanduser() if config.model is not None else default_model_dir()
-    if not (folder / "config.json").is_file():
-        raise ValueError(f"LM folder {config.model} has no config.json; pass a local Hugging Face model "
-                         "folder or leave model unset for SmolLM2-135M-Instruct")
+    from omnigym.policies.lm.model import model_folder, prepare_tokenizer
+    folder = model_folder(config.model)
     try:
         tokenizer = prepare_tokenizer(AutoTokenizer.from_pretrained(folder))
         vocab_size = int(AutoConfig.from_pretrained(folder).vocab_size)
