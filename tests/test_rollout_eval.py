@@ -118,3 +118,29 @@ def test_resolve_agent_errors_are_clear():
     with pytest.raises(ValueError, match="module:Name"):
         resolve_agent("omnigym.agents:")
     assert resolve_agent("omnigym.agents:RandomAgent").name == "random"
+
+
+
+class _BatchCounting:
+    """Takes each episode's first admissible action; records how many
+    observations each act_batch call gets."""
+
+    name = "first-action"
+
+    def __init__(self):
+        self.batch_sizes = []
+
+    def act_batch(self, observations, infos):
+        self.batch_sizes.append(len(observations))
+        return [0 for _ in observations]
+
+
+def test_evaluate_steps_together_the_episodes_an_agent_asks_for():
+    env_id = "household/Hold-v0"
+    one_by_one = _BatchCounting()
+    evaluate(one_by_one, env_id, list(range(4)), progress=False, max_steps=3)
+    assert set(one_by_one.batch_sizes) == {1}
+    batched = _BatchCounting()
+    batched.episodes_per_batch = 4           # what LMAgent says (32): one generate call per step of the panel
+    evaluate(batched, env_id, list(range(4)), progress=False, max_steps=3)
+    assert batched.batch_sizes[0] == 4 and len(batched.batch_sizes) == 3

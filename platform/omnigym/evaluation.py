@@ -50,15 +50,19 @@ def panel_label(panel, seeds) -> str:
 def evaluate(agent, env_id: str, panel="train", group_size: int = 1, *, env_kwargs: dict | None = None,
              max_steps: int | None = None, record_to: str | None = None, progress: bool = True,
              episodes_out: list | None = None, video: int = 0, video_dir: str | Path | None = None,
-             groups_per_batch: int = 1, seeds_limit: int | None = None) -> dict:
+             groups_per_batch: int | None = None, seeds_limit: int | None = None) -> dict:
     """One report section: ``{"env_id", "policy", "panel", "summary"}`` (``policy``
     names the agent), plus ``"videos"`` (one entry per filmed episode) when
     ``video`` > 0; the videos go to ``video_dir`` (default ``videos/``).
     ``seeds_limit``: play only the panel's first that many seeds (the panel
-    keeps its name; the section's episode count says how many)."""
+    keeps its name; the section's episode count says how many).
+    ``groups_per_batch``: groups stepped together; None takes the agent's
+    ``episodes_per_batch`` (an LM generates for a whole batch in one call), else 1."""
     name, seeds, panel_kwargs = panel_seeds(env_id, panel)
     seeds = seeds[:seeds_limit] if seeds_limit is not None else seeds
     agent = resolve_agent(agent, env_id)
+    if groups_per_batch is None:
+        groups_per_batch = max(1, getattr(agent, "episodes_per_batch", 1) // group_size)
     # Video files are named like evaluate_many's episode files: <agent>-<panel label>.
     label = panel_label(panel, seeds)
     episodes = rollout(agent, env_id, seeds, group_size, groups_per_batch=groups_per_batch,

@@ -83,6 +83,10 @@ class LastStep:
 class LMAgent:
     """A batched agent (``act_batch``) over a causal LM; options are ``LMConfig``'s."""
 
+    # Episodes the harness steps together (evaluate, omnigym eval): one
+    # generate call serves them all, so a panel costs about as much as one episode.
+    episodes_per_batch = 32
+
     def __init__(self, model=None, tokenizer=None, **options):
         import torch
         if isinstance(model, (str, Path)):

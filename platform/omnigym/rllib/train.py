@@ -132,7 +132,8 @@ def evaluate_agent(agent, cfg) -> dict:
     """One report section for ``agent`` on the run's evaluation panel (the same seeds for every agent)."""
     from omnigym.evaluation import evaluate
     panel, limit, env_kwargs = evaluation_panel(cfg)
-    return evaluate(agent, cfg.env.id, panel, env_kwargs=env_kwargs, progress=False, seeds_limit=limit)
+    return evaluate(agent, cfg.env.id, panel, env_kwargs=env_kwargs, progress=bool(cfg.get("progress", True)),
+                    seeds_limit=limit)
 
 
 def evaluate_module(module, cfg, name: str) -> dict:
