@@ -337,6 +337,11 @@ def test_worker_killed_from_outside_is_restarted(sb):
     _gone(worker)
     r = sb.run("cat notes.txt")
     assert r.worker_restarted and sb.restarts == 1
+    if r.exit_code == -signal.SIGKILL:
+        # On a loaded machine the launcher may not have exited yet: the command
+        # met the dead worker, is reported as such, and the next one runs.
+        assert "restarted" in r.stderr
+        r = sb.run("cat notes.txt")
     assert r.stdout == FIXTURE["notes.txt"]  # back to the baseline
     assert not sb.run("true").worker_restarted
 
