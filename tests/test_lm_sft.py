@@ -92,6 +92,20 @@ def test_the_targets_are_exactly_the_assistant_replies_and_their_end_token(house
         assert [tok.decode(s) for s in spans(step.ids, step.targets)] == [reply + "<|im_end|>"]
 
 
+def test_a_step_longer_than_max_tokens_drops_old_exchanges_and_keeps_the_task(household_chat):
+    model, tok = tiny_lm("qwen2")
+    messages = household_chat["messages"]
+    processor = LMProcessor(tok, history_turns=4, max_prompt_tokens=4096)
+    full = tokenize_steps(processor, messages, None, eos_ids(model, tok))
+    budget = min(len(e.ids) for e in full[2:]) - 1          # every step from the third on is too long
+    fitted = tokenize_steps(processor, messages, None, eos_ids(model, tok), max_tokens=budget)
+    system = render(tok, [m for m in messages if m["role"] == "system"], None, generation_prompt=False)
+    for before, after in zip(full[2:], fitted[2:]):
+        assert len(after.ids) <= budget < len(before.ids)
+        assert tok.decode(after.ids).startswith(system)      # the system message, the task in it, stays whole
+        assert spans(after.ids, after.targets) == spans(before.ids, before.targets)   # the same reply
+
+
 def test_tool_specs_are_in_the_context_and_tool_calls_are_targets():
     model, tok = tiny_lm("llama")
     episode = rollout("expert", "tools/Tools-v0", [0], progress=False)[0]

@@ -41,6 +41,7 @@ import numpy as np
 
 from omnigym import info_keys as K
 from omnigym.policies.lm.config import LMConfig
+from omnigym.policies.lm.processor import LMProcessor
 
 EXAMPLES = ("episode", "step")
 IGNORE = -100   # the label of a token that is not a target
@@ -126,9 +127,14 @@ def tokenize_chat(tokenizer, messages: list[dict], tools=None, end_ids=frozenset
     return Example(ids, targets, replies)
 
 
-def tokenize_steps(processor, messages: list[dict], tools=None, end_ids=frozenset()) -> list[Example]:
+def tokenize_steps(processor, messages: list[dict], tools=None, end_ids=frozenset(),
+                   max_tokens: int | None = None) -> list[Example]:
     """One example per assistant reply: the agent's prompt at that step
-    (``LMProcessor.prompt``: history window, token budget) and the reply."""
+    (``LMProcessor.prompt``: history window, token budget) and the reply.
+    A step longer than ``max_tokens`` is fitted the way the agent fits a long
+    prompt: its oldest exchanges go first, the system message (the task)
+    stays; cutting ids off the front instead would teach replies to a prompt
+    without its task."""
     tokenizer, examples = processor.tokenizer, []
     for i, message in enumerate(messages):
         if message.get("role") != "assistant":
@@ -137,6 +143,12 @@ def tokenize_steps(processor, messages: list[dict], tools=None, end_ids=frozense
         before = render(tokenizer, prompt.messages, tools, generation_prompt=True)
         through = render(tokenizer, prompt.messages + [message], tools, generation_prompt=False)
         reply = encode(tokenizer, _reply_text(before, through))
+        room = (max_tokens or 0) - len(reply)
+        if max_tokens and len(prompt.ids) > room and room > 0:
+            try:
+                prompt = LMProcessor(tokenizer, processor.history_turns, room).prompt(messages[:i], tools)
+            except ValueError:   # the system message alone is too long: cut() keeps the reply
+                pass
         examples.append(Example(prompt.ids + reply, [False] * len(prompt.ids) + reply_targets(reply, set(end_ids)), 1))
     return examples
 
@@ -282,7 +294,7 @@ class SFTLearner:
 
     def __init__(self, cfg, run_dir: Path, checkpoint: Path | None = None):
         from omnigym.policies.lm.model import add_lora
-        from omnigym.policies.lm.processor import LMProcessor, eos_ids
+        from omnigym.policies.lm.processor import eos_ids
         from omnigym.rllib.algo_config import to_dict
         self.options, self.lora = to_dict(cfg.policy.config), to_dict(cfg.policy.get("lora"))
         self.config = LMConfig.from_options(**self.options)
@@ -335,7 +347,7 @@ class SFTLearner:
                 # The agent must be able to prompt with it: a too-long system message fails now, not after training.
                 processor.prompt(messages[:next(i for i, m in enumerate(messages) if m["role"] == "assistant")], tools)
             else:
-                examples += tokenize_steps(processor, messages, tools, end)
+                examples += tokenize_steps(processor, messages, tools, end, max_tokens)
         # An episode keeps its start (its later replies are cut); a step keeps its reply (its oldest context is cut).
         fitted = [cut(e, max_tokens, keep_end=kind == "step") for e in examples]
         trimmed = sum(len(a.ids) != len(b.ids) for a, b in zip(examples, fitted))
