@@ -104,6 +104,10 @@ def test_a_step_longer_than_max_tokens_drops_old_exchanges_and_keeps_the_task(ho
         assert len(after.ids) <= budget < len(before.ids)
         assert tok.decode(after.ids).startswith(system)      # the system message, the task in it, stays whole
         assert spans(after.ids, after.targets) == spans(before.ids, before.targets)   # the same reply
+    # a budget without room for the system message is a mistake to fix, not a task to drop
+    with pytest.raises(ValueError, match="raise algo.max_tokens"):
+        tokenize_steps(processor, messages, None, eos_ids(model, tok),
+                       max_tokens=len(tok.encode(system, add_special_tokens=False)) // 2)
 
 
 def test_tool_specs_are_in_the_context_and_tool_calls_are_targets():

@@ -144,11 +144,12 @@ def tokenize_steps(processor, messages: list[dict], tools=None, end_ids=frozense
         through = render(tokenizer, prompt.messages + [message], tools, generation_prompt=False)
         reply = encode(tokenizer, _reply_text(before, through))
         room = (max_tokens or 0) - len(reply)
-        if max_tokens and len(prompt.ids) > room and room > 0:
+        if max_tokens and len(prompt.ids) > room:
             try:
                 prompt = LMProcessor(tokenizer, processor.history_turns, room).prompt(messages[:i], tools)
-            except ValueError:   # the system message alone is too long: cut() keeps the reply
-                pass
+            except ValueError:
+                raise ValueError(f"algo.max_tokens={max_tokens} cannot hold the system message (the task, tool "
+                                 f"specs) and a reply of {len(reply)} tokens; raise algo.max_tokens") from None
         examples.append(Example(prompt.ids + reply, [False] * len(prompt.ids) + reply_targets(reply, set(end_ids)), 1))
     return examples
 
