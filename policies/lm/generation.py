@@ -124,9 +124,9 @@ def prefill(model, prompts: list[list[int]], pad_id: int, chunk_tokens: int = PR
         if len(chunks) > 1 and not all(type(layer) is DynamicLayer for layer in getattr(cache, "layers", [None])):
             return prefill(model, prompts, pad_id, chunk_tokens=10**12)
         parts.append((chunk, cache, out.logits[:, -1]))
-    full_mask = left_pad(prompts, pad_id, device)[1]
     if len(parts) == 1:
-        return parts[0][1], parts[0][2], full_mask
+        return cache, out.logits[:, -1], mask
+    full_mask = left_pad(prompts, pad_id, device)[1]
     width = full_mask.shape[1]
     back = torch.as_tensor([i for i, _ in sorted(enumerate(i for chunk, _, _ in parts for i in chunk),
                                                   key=lambda pair: pair[1])], device=device)

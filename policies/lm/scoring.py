@@ -9,7 +9,7 @@ count (length-normalised); both under the model's own distribution
 (``token_logprobs`` at temperature 0), so ``sum`` equals the sum of
 ``sequence_logprobs`` over the same ids.
 
-Each prompt is run once; its KV cache is then repeated for each of its
+Each prompt is run once (``generation.prefill``); its KV cache is then repeated for each of its
 candidates (``batch_select_indices`` with repeated indices), and all
 candidates run as one right-padded batch on top of it. Work is split into
 batches of at most ``max_batch_tokens`` rows x tokens, re-running a prompt
@@ -21,8 +21,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from omnigym.policies.lm.generation import check_request, token_logprobs
-from omnigym.policies.lm.processor import left_pad, right_pad
+from omnigym.policies.lm.generation import check_request, prefill, token_logprobs
+from omnigym.policies.lm.processor import right_pad
 
 
 @dataclass
@@ -81,13 +81,9 @@ def score_actions(model, tokenizer, prompt_ids_batch: list[list[int]], candidate
     with torch.no_grad():
         for batch in _units(prompt_ids_batch, cand_ids, max_batch_tokens):
             owners = sorted({i for i, _, _ in batch})
-            prompt_ids, prompt_mask = left_pad([prompt_ids_batch[i] for i in owners], pad, device)
-            positions = (prompt_mask.cumsum(-1) - 1).clamp(min=0)
-            out = model(input_ids=prompt_ids, attention_mask=prompt_mask, position_ids=positions, use_cache=True,
-                        logits_to_keep=1)
+            cache, last_logits, prompt_mask = prefill(model, [prompt_ids_batch[i] for i in owners], pad)
             rows = [(owners.index(i), i, k) for i, start, end in batch for k in range(start, end)]
             index = torch.as_tensor([r for r, _, _ in rows], device=device)
-            cache = out.past_key_values
             cache.batch_select_indices(index)   # each prompt's cache, once per candidate
             ids, mask = right_pad([cand_ids[i][k] for _, i, k in rows], pad, device)
             full_mask = torch.cat([prompt_mask[index], mask], dim=1)
@@ -96,7 +92,7 @@ def score_actions(model, tokenizer, prompt_ids_batch: list[list[int]], candidate
             logits = model(input_ids=ids, attention_mask=full_mask, position_ids=cand_positions,
                            past_key_values=cache, use_cache=True).logits
             # The prompt's last logits predict a candidate's first id; its own logits predict the rest.
-            logits = torch.cat([out.logits[:, -1][index][:, None], logits[:, :-1]], dim=1)
+            logits = torch.cat([last_logits[index][:, None], logits[:, :-1]], dim=1)
             logp = token_logprobs(logits).gather(-1, ids[..., None]).squeeze(-1) * mask
             for (_, i, k), total in zip(rows, logp.sum(-1).double().tolist()):
                 sums[i][k] = total
