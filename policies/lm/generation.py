@@ -17,7 +17,7 @@ teacher-forced pass over the same ids, so the two agree to float precision
 (token-in/token-out: the ids returned are the ids that produced the text).
 
 Rows are left-padded; positions count real tokens only
-(``cumsum(mask) - 1``), so a row's outputs do not depend on its padding.
+(``positions_of``), so a row's outputs do not depend on its padding.
 A row leaves the batch (and the cache) when it emits an eos id, completes a
 stop string, or reaches ``max_new_tokens``; the others go on.
 """
@@ -76,6 +76,13 @@ def entropy(logp):
     return -torch.where(torch.isfinite(logp), logp.exp() * logp, torch.zeros_like(logp)).sum(dim=-1)
 
 
+def positions_of(mask):
+    """Position ids of a left-padded batch: each row counts its real tokens
+    from 0 (padding gets 0 and is masked), so a row's outputs do not depend on
+    how much padding its batch gave it."""
+    return (mask.cumsum(-1) - 1).clamp(min=0)
+
+
 def max_positions(model) -> int | None:
     config = model.config
     return getattr(config, "max_position_embeddings", None) or getattr(config, "n_positions", None)
@@ -118,8 +125,8 @@ def prefill(model, prompts: list[list[int]], pad_id: int, chunk_tokens: int = PR
     parts = []
     for chunk in chunks if len(chunks) > 1 else [list(range(len(prompts)))]:
         ids, mask = left_pad([prompts[i] for i in chunk], pad_id, device)
-        positions = (mask.cumsum(-1) - 1).clamp(min=0)
-        out = model(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True, logits_to_keep=1)
+        out = model(input_ids=ids, attention_mask=mask, position_ids=positions_of(mask), use_cache=True,
+                    logits_to_keep=1)
         cache = out.past_key_values
         if len(chunks) > 1 and not all(type(layer) is DynamicLayer for layer in getattr(cache, "layers", [None])):
             return prefill(model, prompts, pad_id, chunk_tokens=10**12)
@@ -214,10 +221,10 @@ def sequence_logprobs(model, prompt_ids, prompt_mask, response_ids, response_mas
     response_mask = response_mask.long()
     ids = torch.cat([prompt_ids, response_ids], dim=1)
     mask = torch.cat([prompt_mask, response_mask], dim=1)
-    positions = (mask.cumsum(-1) - 1).clamp(min=0)
     width = response_ids.shape[1]
     # The logits at the last prompt position and every response position but the last predict the response.
-    logits = model(input_ids=ids, attention_mask=mask, position_ids=positions, logits_to_keep=width + 1).logits[:, :-1]
+    logits = model(input_ids=ids, attention_mask=mask, position_ids=positions_of(mask),
+                   logits_to_keep=width + 1).logits[:, :-1]
     all_logp = token_logprobs(logits, temperature, top_p)
     outside = response_mask == 0
     logp = all_logp.gather(-1, response_ids[..., None]).squeeze(-1).masked_fill(outside, 0.0)
