@@ -81,22 +81,24 @@ def main() -> None:
 
 
 def markdown(results: dict, panels) -> str:
+    """Agents x panels: success [Wilson 95%], episodes and minutes per cell.
+    Every panel with a result is shown, not only this invocation's."""
+    seen = {(r["env_id"], r["panel"]) for r in results.values()}
+    panels = [p for p in PANELS if p in seen] + [p for p in panels if p in seen and p not in PANELS]
     labels = list(dict.fromkeys(r["agent"] for r in results.values()))
-    head = "| agent | " + " | ".join(f"{e} {p}" for e, p in panels) + " | time |"
-    lines = [head, "|" + "---|" * (len(panels) + 2)]
+    lines = ["| agent | " + " | ".join(f"{e} {p}" for e, p in panels) + " |", "|" + "---|" * (len(panels) + 1)]
     for label in labels:
-        cells, seconds = [], 0.0
+        cells = []
         for env_id, panel in panels:
             r = results.get(f"{label} | {env_id} | {panel}")
             if r is None:
                 cells.append("–")
                 continue
             lo, hi = r["success_ci"]
-            cells.append(f"{100 * r['success_rate']:.0f}% [{100 * lo:.0f}, {100 * hi:.0f}]")
-            seconds += r["seconds"]
-        lines.append(f"| {label} | " + " | ".join(cells) + f" | {seconds / 60:.1f} min |")
+            cells.append(f"{100 * r['success_rate']:.0f}% [{100 * lo:.0f}, {100 * hi:.0f}] "
+                         f"(n={r['episodes']}, {r['seconds'] / 60:.1f} min)")
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
-
 
 if __name__ == "__main__":
     main()
