@@ -1,5 +1,8 @@
-"""Agent-RL objectives for LM policies: group advantage estimators
-(``advantages.py``: GRPO, Dr.GRPO, RLOO, GiGPO, SPO's tracker) as pure
-functions over reply rows, which the token-level learners broadcast over
-each reply's tokens.
+"""Agent-RL objectives for LM policies.
+
+- ``advantages.py``: group advantage estimators (GRPO, Dr.GRPO, RLOO,
+  GiGPO, SPO's tracker) as pure functions over reply rows;
+- ``losses.py``: token-level policy losses (PPO-clip with clip-higher and
+  dual clip, GSPO, AEPO, Clip-Cov, KL-Cov), their aggregations, KL to a
+  reference and the entropy bonus, one ``LossConfig`` choosing the variant.
 """
