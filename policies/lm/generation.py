@@ -100,10 +100,11 @@ def check_request(model, rows: int, prompt_tokens: int, new_tokens: int, max_bat
                          f"{max_batch_tokens}; use smaller batches, shorter prompts or raise max_batch_tokens")
 
 
-PREFILL_TOKENS = 8192   # rows x tokens per chunk of the prompt pass: past this, a bigger pass is no faster
+PREFILL_TOKENS = 8192   # rows x tokens per chunk of the prompt pass on an accelerator
+CPU_PREFILL_TOKENS = 1  # on CPU each prompt runs alone: per token, a batched pass was slower (prefill's doc)
 
 
-def prefill(model, prompts: list[list[int]], pad_id: int, chunk_tokens: int = PREFILL_TOKENS):
+def prefill(model, prompts: list[list[int]], pad_id: int, chunk_tokens: int | None = None):
     """Run the prompts once: their KV cache, the logits of their last tokens
     ``[B, V]`` and the left-padded attention mask ``[B, L]`` that goes with it.
 
@@ -111,14 +112,19 @@ def prefill(model, prompts: list[list[int]], pad_id: int, chunk_tokens: int = PR
     ``chunk_tokens`` rows x tokens, each padded only to its own longest
     prompt; the chunks' caches are then left-padded to the longest prompt and
     joined in the prompts' order. Padding thus costs no compute, and no pass
-    builds the attention mask of a whole large batch (both made a 32-prompt
-    pass of 250-770-token prompts 2.8x slower on CPU than 32 passes of one).
+    builds the attention mask of a whole large batch. ``chunk_tokens=None``
+    picks by device: ``PREFILL_TOKENS`` on an accelerator, and on CPU each
+    prompt alone -- there 32 household prompts of 250-770 tokens took 15 s
+    one at a time, 18 s in chunks of 4096 rows x tokens, 22 s of 8192 and
+    32-38 s in one padded pass, the joining itself 0.4-0.7 s of it.
     Joining needs caches of plain per-layer key/value tensors
     (``DynamicLayer``); any other cache (sliding windows, linear attention)
     gets one pass over the whole padded batch."""
     import torch
     from transformers.cache_utils import DynamicLayer
     device = next(model.parameters()).device
+    if chunk_tokens is None:
+        chunk_tokens = CPU_PREFILL_TOKENS if device.type == "cpu" else PREFILL_TOKENS
     order = sorted(range(len(prompts)), key=lambda i: -len(prompts[i]))
     chunks = [[order[i] for i in chunk]
               for chunk in batch_chunks([len(prompts[i]) for i in order], 0, chunk_tokens)]
@@ -148,10 +154,11 @@ def prefill(model, prompts: list[list[int]], pad_id: int, chunk_tokens: int = PR
 
 def generate(model, tokenizer, prompts: list[list[int]], *, max_new_tokens: int = 64, temperature: float = 0.0,
              top_p: float = 1.0, stop: list[str] | tuple = (), generator=None,
-             max_batch_tokens: int = 65536, prefill_tokens: int = PREFILL_TOKENS) -> Generation:
+             max_batch_tokens: int = 65536, prefill_tokens: int | None = None) -> Generation:
     """Replies to ``prompts`` (lists of ids), all rows in one batch (module doc).
     ``generator``: a ``torch.Generator`` on the model's device, for sampling;
-    ``prefill_tokens``: rows x tokens per chunk of the prompt pass (``prefill``)."""
+    ``prefill_tokens``: rows x tokens per chunk of the prompt pass (``prefill``;
+    None: the device's default)."""
     import torch
     if not prompts or any(len(p) == 0 for p in prompts):
         raise ValueError("generate needs at least one prompt, each of at least one token")
