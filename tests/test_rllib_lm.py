@@ -225,8 +225,8 @@ def test_one_token_ppo_iteration_on_household_text_and_checkpoints(ray_session, 
         assert result["env_runners"]["num_episodes"] >= 4
         assert learned["num_module_steps_trained"] == result["env_runners"]["num_env_steps_sampled"] == 12
         assert np.isfinite(learned["total_loss"]) and learned["reply_tokens_mean"] > 0
-        # One epoch, one minibatch, the weights that sampled: every ratio is 1.
-        assert learned["approx_kl"] == 0.0 and learned["clip_fraction"] == 0.0
+        # One epoch, one minibatch, the weights that sampled: every ratio is 1 (to float precision).
+        assert abs(learned["approx_kl"]) < 1e-6 and learned["clip_fraction"] == 0.0
         after = trained_module(algo)
         assert any(not torch.equal(before[k], v) for k, v in weights(after).items())
         runner = algo.env_runner_group.local_env_runner.module

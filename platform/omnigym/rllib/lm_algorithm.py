@@ -16,9 +16,10 @@ algorithm that can, in three replaceable parts:
    them; the default is the discounted return-to-go, normalised over the
    batch (REINFORCE with a batch baseline). It is written into each
    episode as a per-step column, which RLlib copies into the train batch;
-3. ``TokenPPOLearner.token_loss``: the token-level PPO-clip loss
-   (``token_clip_loss``: mean over reply tokens) minus an entropy bonus;
-   a subclass adds KL terms, other clipping, other normalisation.
+3. ``TokenPPOLearner.token_loss``: the token-level PPO-clip loss of
+   ``omnigym.policies.agent_rl.losses`` (mean over reply tokens) minus an
+   entropy bonus; a subclass picks another ``LossConfig`` (KL terms, other
+   clipping, other aggregation).
 
 Group methods subclass ``TokenPPO`` (their advantages and their sampling
 schedule) and, where their loss differs, ``TokenPPOLearner``.
@@ -40,31 +41,8 @@ from ray.rllib.utils.metrics import (
     NUM_ENV_STEPS_SAMPLED_LIFETIME, SYNCH_WORKER_WEIGHTS_TIMER, TIMERS,
 )
 
+from omnigym.policies.agent_rl.losses import LossConfig, policy_loss
 from omnigym.rllib.lm_module import TOKEN_ENTROPY, TOKEN_LOGP, TOKEN_MASK, LMRLModule
-
-
-def token_clip_loss(new_logp: torch.Tensor, old_logp: torch.Tensor, advantages: torch.Tensor,
-                    mask: torch.Tensor, clip: float) -> tuple[torch.Tensor, dict]:
-    """PPO-clip per token, averaged over the reply tokens of the batch.
-
-    ``new_logp``, ``old_logp``, ``mask``: [N, K] (one row per env step, one
-    column per reply token); ``advantages``: [N] (every token of a reply
-    shares its step's advantage) or [N, K]. Returns the loss and detached
-    statistics: ``approx_kl`` (the k3 estimator of KL(old || new)) and
-    ``clip_fraction`` (tokens whose ratio left [1 - clip, 1 + clip])."""
-    mask = mask.float()
-    tokens = mask.sum().clamp(min=1.0)
-    advantages = advantages if advantages.dim() == 2 else advantages[:, None]
-    log_ratio = (new_logp - old_logp) * mask
-    ratio = log_ratio.exp()
-    per_token = -torch.min(ratio * advantages, ratio.clamp(1.0 - clip, 1.0 + clip) * advantages)
-    loss = (per_token * mask).sum() / tokens
-    with torch.no_grad():
-        stats = {"policy_loss": loss.detach(),
-                 "approx_kl": (((ratio - 1.0) - log_ratio) * mask).sum() / tokens,
-                 "clip_fraction": (((ratio - 1.0).abs() > clip).float() * mask).sum() / tokens,
-                 "reply_tokens_mean": tokens / mask.shape[0]}
-    return loss, stats
 
 
 class TokenPPOLearner(TorchLearner):
@@ -79,11 +57,15 @@ class TokenPPOLearner(TorchLearner):
         return loss
 
     def token_loss(self, *, new_logp, old_logp, advantages, mask, entropy, config) -> tuple[torch.Tensor, dict]:
-        """PPO-clip minus ``entropy_coeff`` x the mean token entropy; override for other objectives."""
-        loss, stats = token_clip_loss(new_logp, old_logp, advantages, mask, config.clip_param)
-        mean_entropy = (entropy * mask).sum() / mask.sum().clamp(min=1)
-        stats["entropy"] = mean_entropy.detach()
-        return loss - config.entropy_coeff * mean_entropy, stats
+        """PPO-clip (``omnigym.policies.agent_rl.losses``) minus ``entropy_coeff``
+        x the mean token entropy; override ``loss_config`` for other objectives."""
+        loss, stats = policy_loss(self.loss_config(config), logp=new_logp, old_logp=old_logp,
+                                  advantages=advantages, mask=mask, entropy=entropy)
+        stats["reply_tokens_mean"] = mask.float().sum(-1).mean()
+        return loss, stats
+
+    def loss_config(self, config) -> LossConfig:
+        return LossConfig(clip_low=config.clip_param, clip_high=config.clip_param, entropy_coef=config.entropy_coeff)
 
 
 class TokenPPOConfig(AlgorithmConfig):
