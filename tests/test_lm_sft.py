@@ -104,6 +104,7 @@ def test_a_step_longer_than_max_tokens_drops_old_exchanges_and_keeps_the_task(ho
         assert len(after.ids) <= budget < len(before.ids)
         assert tok.decode(after.ids).startswith(system)      # the system message, the task in it, stays whole
         assert spans(after.ids, after.targets) == spans(before.ids, before.targets)   # the same reply
+        assert after.shortened and not before.shortened                               # counted as cut
     # a budget without room for the system message is a mistake to fix, not a task to drop
     with pytest.raises(ValueError, match="raise algo.max_tokens"):
         tokenize_steps(processor, messages, None, eos_ids(model, tok),

@@ -76,6 +76,7 @@ class Example:
     ids: list[int]
     targets: list[bool]      # which ids the loss learns (a reply's tokens and its end token)
     env_steps: int           # environment steps (replies) the example holds
+    shortened: bool = False  # it lost context to fit max_tokens (counted in the run's description)
 
 
 # ------------------------------------------------------------ tokenizing
@@ -144,24 +145,25 @@ def tokenize_steps(processor, messages: list[dict], tools=None, end_ids=frozense
         through = render(tokenizer, prompt.messages + [message], tools, generation_prompt=False)
         reply = encode(tokenizer, _reply_text(before, through))
         room = (max_tokens or 0) - len(reply)
-        if max_tokens and len(prompt.ids) > room:
+        shortened = bool(max_tokens) and len(prompt.ids) > room
+        if shortened:
             try:
                 prompt = LMProcessor(tokenizer, processor.history_turns, room).prompt(messages[:i], tools)
             except ValueError:
                 raise ValueError(f"algo.max_tokens={max_tokens} cannot hold the system message (the task, tool "
                                  f"specs) and a reply of {len(reply)} tokens; raise algo.max_tokens") from None
-        examples.append(Example(prompt.ids + reply, [False] * len(prompt.ids) + reply_targets(reply, set(end_ids)), 1))
+        examples.append(Example(prompt.ids + reply, [False] * len(prompt.ids) + reply_targets(reply, set(end_ids)), 1,
+                                shortened))
     return examples
 
 
-def cut(example: Example, max_tokens: int, keep_end: bool) -> Example:
-    """At most ``max_tokens`` ids: the first ones, or the last (``keep_end``)."""
+def cut(example: Example, max_tokens: int) -> Example:
+    """At most ``max_tokens`` ids, the first ones (an episode keeps its start; its later replies go)."""
     if len(example.ids) <= max_tokens:
         return example
-    part = slice(len(example.ids) - max_tokens, None) if keep_end else slice(0, max_tokens)
-    targets = example.targets[part]
+    targets = example.targets[:max_tokens]
     replies = sum(t and (i == 0 or not targets[i - 1]) for i, t in enumerate(targets))   # the replies kept
-    return Example(example.ids[part], targets, replies)
+    return Example(example.ids[:max_tokens], targets, replies, shortened=True)
 
 
 def pack(lengths: list[int], max_tokens: int) -> list[list[int]]:
@@ -349,9 +351,9 @@ class SFTLearner:
                 processor.prompt(messages[:next(i for i, m in enumerate(messages) if m["role"] == "assistant")], tools)
             else:
                 examples += tokenize_steps(processor, messages, tools, end, max_tokens)
-        # An episode keeps its start (its later replies are cut); a step keeps its reply (its oldest context is cut).
-        fitted = [cut(e, max_tokens, keep_end=kind == "step") for e in examples]
-        trimmed = sum(len(a.ids) != len(b.ids) for a, b in zip(examples, fitted))
+        # Steps were fitted by dropping their oldest exchanges (tokenize_steps); an episode keeps its start.
+        fitted = [cut(e, max_tokens) for e in examples]
+        trimmed = sum(e.shortened for e in fitted)
         fitted = [e for e in fitted if any(e.targets)]
         if not fitted:
             raise ValueError(f"no reply fits in algo.max_tokens={max_tokens}; raise it")
