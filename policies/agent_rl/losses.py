@@ -94,6 +94,12 @@ def clip_loss(logp, old_logp, advantages, mask, cfg: LossConfig, upper=None):
     """PPO-clip per token with separate low/high bounds (DAPO's clip-higher)
     and, for negative advantages, the dual-clip bound ``-A * c``. ``upper``
     replaces the upper clip bound (AEPO passes a stop-gradient one)."""
+    loss, stats, _ = _clip_loss_and_clipped(logp, old_logp, advantages, mask, cfg, upper)
+    return loss, stats
+
+
+def _clip_loss_and_clipped(logp, old_logp, advantages, mask, cfg: LossConfig, upper=None):
+    """``clip_loss``'s loss and statistics, and which tokens the clip bound (Clip-Cov needs them)."""
     mask = mask.to(logp.dtype)
     adv = _broadcast(advantages, logp)
     log_ratio = (logp - old_logp).clamp(-20.0, 20.0)
@@ -102,13 +108,14 @@ def clip_loss(logp, old_logp, advantages, mask, cfg: LossConfig, upper=None):
     unclipped = -adv * ratio
     clipped = -adv * torch.clamp(torch.clamp(ratio, min=1.0 - cfg.clip_low), max=upper)
     loss = torch.maximum(unclipped, clipped)
-    stats = {"clip_fraction": _masked_mean((clipped > unclipped).to(logp.dtype), mask).detach(),
+    was_clipped = clipped > unclipped
+    stats = {"clip_fraction": _masked_mean(was_clipped.to(logp.dtype), mask).detach(),
              "approx_kl": _masked_mean(-log_ratio, mask).detach()}
     if cfg.dual_clip is not None:
         bounded = torch.minimum(loss, -adv * cfg.dual_clip)
         stats["dual_clip_fraction"] = _masked_mean(((loss > bounded) & (adv < 0)).to(logp.dtype), mask).detach()
         loss = torch.where(adv < 0, bounded, loss)
-    return loss, stats
+    return loss, stats, was_clipped
 
 
 def gspo_loss(logp, old_logp, advantages, mask, cfg: LossConfig):
@@ -163,10 +170,7 @@ def clip_cov_loss(logp, old_logp, advantages, mask, cfg: LossConfig, generator=N
     reply tokens whose covariance lies in ``cov_bounds`` (and which were not
     clipped) contributing no gradient."""
     mask = mask.to(logp.dtype)
-    loss, stats = clip_loss(logp, old_logp, advantages, mask, cfg)
-    adv = _broadcast(advantages, logp)
-    ratio = (logp - old_logp).clamp(-20.0, 20.0).exp()
-    clipped = (-adv * ratio.clamp(1.0 - cfg.clip_low, 1.0 + cfg.clip_high)) > (-adv * ratio)
+    loss, stats, clipped = _clip_loss_and_clipped(logp, old_logp, advantages, mask, cfg)
     cov = _covariance(logp, advantages, mask)
     low, high = cfg.cov_bounds
     eligible = ((mask > 0) & ~clipped & (cov > low) & (cov < high)).flatten().nonzero().squeeze(-1)
