@@ -100,5 +100,6 @@ def markdown(results: dict, panels) -> str:
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
+
 if __name__ == "__main__":
     main()
