@@ -21,7 +21,10 @@ prompt per row with ``LMProcessor`` (chat template, history window) and then:
   modes, shell FreeForm and the tools candidates all work. To evaluate
   with indices, make the env in discrete mode (``--env-kwarg mode=discrete``,
   or set ``agent.env_kwargs = {"mode": "discrete"}``: ``omnigym.rollout``
-  merges an agent's ``env_kwargs`` into the env's, as for trained runs).
+  merges an agent's ``env_kwargs`` into the env's, as for trained runs);
+- ``mode="admissible"``: one batched generation restricted to each row's
+  admissible actions (``constrained``: a prefix-trie mask on the tokens), so
+  the reply is always one of them; rows without a list generate freely.
 
 ``agent.last`` holds the latest call's prompts, ``Generation`` (ids,
 log-probs, entropies) and scores, for trainers.
@@ -180,9 +183,11 @@ class LMAgent:
     def _generate(self, step: LastStep, episodes: list, infos: list, actions: list) -> None:
         cfg = self.config
         rows = step.generated_rows
+        tables = self._candidates([infos[r] for r in rows]) if cfg.mode == "admissible" else None
         parts = [generate(self.model, self.tokenizer, [step.prompts[rows[i]].ids for i in chunk],
                           max_new_tokens=cfg.max_new_tokens, temperature=cfg.temperature, top_p=cfg.top_p,
-                          stop=cfg.stop, generator=self.generator, max_batch_tokens=cfg.max_batch_tokens)
+                          stop=cfg.stop, generator=self.generator, max_batch_tokens=cfg.max_batch_tokens,
+                          candidates=None if tables is None else tables[chunk])
                  for chunk in batch_chunks([len(step.prompts[r].ids) for r in rows], cfg.max_new_tokens,
                                            cfg.max_batch_tokens)]
         step.generation = _concat(parts)
@@ -192,6 +197,16 @@ class LMAgent:
             else:
                 text = text.strip()
             actions[row] = _env_action(text, infos[row]) if episodes[row].discrete else text
+
+    def _candidates(self, infos: list):
+        """``[rows, C, max_new_tokens]`` candidate table of the rows' admissible actions."""
+        from omnigym.policies.lm.constrained import candidate_table
+        from omnigym.policies.lm.scoring import candidate_ids
+        cfg = self.config
+        lists = [[candidate_ids(self.tokenizer, a)[:-1] for a in info.get(K.ADMISSIBLE_ACTIONS) or []] for info in infos]
+        count = max([1] + [len(c) for c in lists])
+        return np.stack([candidate_table(c, count, cfg.max_new_tokens, self.tokenizer.eos_token_id)[0] for c in lists])
+
 
 def _is_reset(info: dict) -> bool:
     turn = info.get(K.TURN)

@@ -5,7 +5,7 @@ import difflib
 from dataclasses import dataclass, field, fields
 
 DTYPES = ("float32", "bfloat16", "float16")
-MODES = ("generate", "score")
+MODES = ("generate", "score", "admissible")
 SCORE_NORMS = ("mean", "sum")
 
 
@@ -23,7 +23,9 @@ class LMConfig:
     temperature: float = 0.0          # 0 = greedy; mode=score: 0 = argmax, >0 = sample softmax(score / T)
     top_p: float = 1.0
     stop: list[str] = field(default_factory=list)   # generation ends after any of these strings
-    mode: str = "generate"            # generate: the text is the action; score: rank the admissible actions
+    mode: str = "generate"            # generate: the text is the action; score: rank the admissible actions;
+                                      # admissible: generate, only the admissible actions' tokens (constrained.py)
+    max_candidates: int = 64          # mode=admissible, RLlib token view: admissible actions kept per step
     score_norm: str = "mean"          # mode=score: rank by mean (length-normalised) or sum log-likelihood
     seed: int = 0
     max_batch_tokens: int = 65536     # batch x (prompt + new tokens) per forward pass: the memory guard

@@ -154,11 +154,13 @@ def prefill(model, prompts: list[list[int]], pad_id: int, chunk_tokens: int | No
 
 def generate(model, tokenizer, prompts: list[list[int]], *, max_new_tokens: int = 64, temperature: float = 0.0,
              top_p: float = 1.0, stop: list[str] | tuple = (), generator=None,
-             max_batch_tokens: int = 65536, prefill_tokens: int | None = None) -> Generation:
+             max_batch_tokens: int = 65536, prefill_tokens: int | None = None, candidates=None) -> Generation:
     """Replies to ``prompts`` (lists of ids), all rows in one batch (module doc).
     ``generator``: a ``torch.Generator`` on the model's device, for sampling;
     ``prefill_tokens``: rows x tokens per chunk of the prompt pass (``prefill``;
-    None: the device's default)."""
+    None: the device's default); ``candidates``: ``[B, C, R]`` ids, each row's
+    replies restricted to its candidates (``constrained``)."""
+    from omnigym.policies.lm.constrained import NO_TOKEN, allowed_next, mask_logits
     import torch
     if not prompts or any(len(p) == 0 for p in prompts):
         raise ValueError("generate needs at least one prompt, each of at least one token")
@@ -179,12 +181,21 @@ def generate(model, tokenizer, prompts: list[list[int]], *, max_new_tokens: int 
     with torch.no_grad():
         cache, logits, mask = prefill(model, prompts, tokenizer.pad_token_id, prefill_tokens)
         next_position = mask.sum(-1)
+        if candidates is not None:
+            candidates = torch.as_tensor(candidates, dtype=torch.long, device=device)
+            alive = torch.ones(candidates.shape[:2], dtype=torch.bool, device=device)
         for step in range(max_new_tokens):
+            if candidates is not None:
+                at = (candidates[..., step] if step < candidates.shape[-1]
+                      else torch.full_like(candidates[..., 0], NO_TOKEN))
+                logits = mask_logits(logits, allowed_next(at, alive))
             logp = token_logprobs(logits, temperature, top_p)
             if temperature > 0:
                 token = torch.multinomial(logp.exp(), 1, generator=generator).squeeze(1)
             else:
                 token = logp.argmax(dim=-1)
+            if candidates is not None:
+                alive &= at == token[:, None]
             chosen = logp.gather(1, token[:, None]).squeeze(1).tolist()
             spread = entropy(logp).tolist()
             keep = []
@@ -205,6 +216,8 @@ def generate(model, tokenizer, prompts: list[list[int]], *, max_new_tokens: int 
                 index = torch.as_tensor(keep, device=device)
                 cache.batch_select_indices(index)
                 mask, next_position, token = mask[index], next_position[index], token[index]
+                if candidates is not None:
+                    candidates, alive = candidates[index], alive[index]
                 rows = [rows[j] for j in keep]
             mask = torch.cat([mask, mask.new_ones((len(rows), 1))], dim=1)
             out = model(input_ids=token[:, None], attention_mask=mask, position_ids=next_position[:, None],
@@ -218,11 +231,11 @@ def generate(model, tokenizer, prompts: list[list[int]], *, max_new_tokens: int 
 
 
 def sequence_logprobs(model, prompt_ids, prompt_mask, response_ids, response_mask, temperature: float = 0.0,
-                      top_p: float = 1.0, with_entropy: bool = False):
+                      top_p: float = 1.0, with_entropy: bool = False, candidates=None):
     """Teacher-forced log-probs ``[B, R]`` of ``response_ids`` (right-padded)
     after ``prompt_ids`` (left-padded), under the same transform as
-    ``generate`` (module doc); 0 where ``response_mask`` is 0. With
-    ``with_entropy``: ``(log-probs, entropies)``, both ``[B, R]``.
+    ``generate`` (module doc, and its ``candidates`` mask when given); 0 where
+    ``response_mask`` is 0. With ``with_entropy``: ``(log-probs, entropies)``, both ``[B, R]``.
     Differentiable: call it under ``torch.no_grad()`` when no gradient is wanted."""
     import torch
     response_mask = response_mask.long()
@@ -232,6 +245,9 @@ def sequence_logprobs(model, prompt_ids, prompt_mask, response_ids, response_mas
     # The logits at the last prompt position and every response position but the last predict the response.
     logits = model(input_ids=ids, attention_mask=mask, position_ids=positions_of(mask),
                    logits_to_keep=width + 1).logits[:, :-1]
+    if candidates is not None:
+        from omnigym.policies.lm.constrained import mask_reply_logits
+        logits = mask_reply_logits(logits, candidates.long(), response_ids)
     all_logp = token_logprobs(logits, temperature, top_p)
     outside = response_mask == 0
     logp = all_logp.gather(-1, response_ids[..., None]).squeeze(-1).masked_fill(outside, 0.0)

@@ -37,7 +37,7 @@ from ray.rllib.core.rl_module.torch import TorchRLModule
 
 from omnigym.policies.lm.config import LMConfig
 from omnigym.policies.lm.generation import batch_chunks, check_request, generate, sequence_logprobs
-from omnigym.rllib.token_env import ATTENTION_MASK, INPUT_IDS
+from omnigym.rllib.token_env import ATTENTION_MASK, CANDIDATES, INPUT_IDS
 
 TOKEN_LOGP = "token_logp"        # [B, K] float: log-prob of each reply id under the sampling transform
 TOKEN_MASK = "token_mask"        # [B, K] bool: the reply's ids (through its eos), not the padding after it
@@ -104,6 +104,7 @@ class LMRLModule(TorchRLModule):
         obs = batch[Columns.OBS]
         ids, mask = obs[INPUT_IDS], obs[ATTENTION_MASK].bool()
         prompts = [row[keep].tolist() for row, keep in zip(ids, mask)]
+        candidates = obs.get(CANDIDATES)
         rows, width = len(prompts), self.response_tokens
         actions = torch.full((rows, width), self.pad_id, dtype=torch.long)
         logp = torch.zeros((rows, width), dtype=torch.float32)
@@ -111,7 +112,8 @@ class LMRLModule(TorchRLModule):
         for chunk in batch_chunks([len(p) for p in prompts], width, self.lm_config.max_batch_tokens):
             generation = generate(self.lm, self.tokenizer, [prompts[i] for i in chunk], max_new_tokens=width,
                                   temperature=temperature, top_p=top_p, stop=self.lm_config.stop,
-                                  max_batch_tokens=self.lm_config.max_batch_tokens)
+                                  max_batch_tokens=self.lm_config.max_batch_tokens,
+                                  candidates=None if candidates is None else candidates[chunk])
             for i, reply, reply_logp in zip(chunk, generation.response_ids, generation.logprobs):
                 actions[i, :len(reply)] = torch.as_tensor(reply)
                 logp[i, :len(reply)] = reply_logp
@@ -132,16 +134,16 @@ class LMRLModule(TorchRLModule):
         token_mask = batch[TOKEN_MASK].bool() if TOKEN_MASK in batch else reply_mask(actions, self.end_ids)
         # Columns that are padding in every row change nothing (positions count real tokens): drop them.
         first = int(mask.any(0).long().argmax()) if mask.any() else 0
-        logp, spread = self.teacher_forced(ids[:, first:], mask[:, first:], actions, token_mask)
+        logp, spread = self.teacher_forced(ids[:, first:], mask[:, first:], actions, token_mask, obs.get(CANDIDATES))
         return {TOKEN_LOGP: logp, TOKEN_MASK: token_mask, TOKEN_ENTROPY: spread}
 
-    def teacher_forced(self, prompt_ids, prompt_mask, reply_ids, reply_positions):
+    def teacher_forced(self, prompt_ids, prompt_mask, reply_ids, reply_positions, candidates=None):
         """Log-probs and entropies [N, K] of ``reply_ids`` after the
         left-padded prompts, under the sampling transform (temperature,
-        top-p); 0 outside ``reply_positions``. Differentiable."""
+        top-p, the candidates' mask); 0 outside ``reply_positions``. Differentiable."""
         cfg = self.lm_config
         return sequence_logprobs(self.lm, prompt_ids, prompt_mask, reply_ids, reply_positions, cfg.temperature,
-                                 cfg.top_p, with_entropy=True)
+                                 cfg.top_p, with_entropy=True, candidates=candidates)
 
     # --- evaluation ----------------------------------------------------------------------------
 

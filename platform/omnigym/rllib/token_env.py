@@ -14,6 +14,11 @@ text mode, shell FreeForm, tools) for an LM policy:
   into the env's action text (cut before a stop string; special tokens kept
   for tool families, whose env parses the raw reply, as ``LMAgent`` does).
 
+With the LM's ``mode=admissible`` the observation also holds
+``candidates`` [C, K]: the ids of the env's admissible actions (each + eos,
+padded with -1; ``omnigym.policies.lm.constrained``), which the RLlib module
+restricts its replies to, when sampling and when training alike.
+
 Token-in/token-out: the ids the module sampled are the action RLlib stores
 in the episode, and the learner trains on exactly those ids; the text is
 derived from them, never tokenised again.
@@ -41,22 +46,28 @@ from omnigym.rllib.env_spec import TrainEnv
 
 INPUT_IDS = "input_ids"
 ATTENTION_MASK = "attention_mask"
+CANDIDATES = "candidates"
 
 
-def token_spaces(prompt_tokens: int, response_tokens: int, vocab_size: int) -> tuple[gym.Space, gym.Space]:
-    """(observation space, action space) of a token view."""
-    observation = gym.spaces.Dict({
+def token_spaces(prompt_tokens: int, response_tokens: int, vocab_size: int,
+                 candidates: int = 0) -> tuple[gym.Space, gym.Space]:
+    """(observation space, action space) of a token view; ``candidates`` > 0
+    adds the admissible actions' id table [candidates, response_tokens]."""
+    spaces = {
         INPUT_IDS: gym.spaces.Box(0, vocab_size - 1, (prompt_tokens,), np.int64),
         ATTENTION_MASK: gym.spaces.Box(0, 1, (prompt_tokens,), np.int64),
-    })
-    return observation, gym.spaces.MultiDiscrete(np.full(response_tokens, vocab_size, dtype=np.int64))
+    }
+    if candidates:
+        spaces[CANDIDATES] = gym.spaces.Box(-1, vocab_size - 1, (candidates, response_tokens), np.int64)
+    return gym.spaces.Dict(spaces), gym.spaces.MultiDiscrete(np.full(response_tokens, vocab_size, dtype=np.int64))
 
 
 class TokenTextEnv(gym.Wrapper):
     """A text env seen as prompt ids in, reply ids out (module docstring)."""
 
     def __init__(self, env: gym.Env, tokenizer, *, prompt_tokens: int = 2048, response_tokens: int = 64,
-                 history_turns: int = 4, stop: list[str] | tuple = (), vocab_size: int | None = None):
+                 history_turns: int = 4, stop: list[str] | tuple = (), vocab_size: int | None = None,
+                 candidates: int = 0):
         from omnigym.policies.lm.processor import LMProcessor
         super().__init__(env)
         if not isinstance(env.action_space, gym.spaces.Text):
@@ -69,9 +80,11 @@ class TokenTextEnv(gym.Wrapper):
         self.pad_id = tokenizer.pad_token_id
         # A reply ends at its eos; pad ids fill the rest of the action.
         self.end_ids = {self.pad_id, tokenizer.eos_token_id} - {None}
+        self.candidates = int(candidates)
         self.observation_space, self.action_space = token_spaces(
-            prompt_tokens, response_tokens, vocab_size or len(tokenizer))
+            prompt_tokens, response_tokens, vocab_size or len(tokenizer), self.candidates)
         self.messages: list[dict] = []
+        self.admissible: list[str] = []
         self.tools: list[dict] | None = None
         self._last_obs = None
 
@@ -80,6 +93,7 @@ class TokenTextEnv(gym.Wrapper):
         self.tools = info.get(K.TOOLS)
         self.messages = list(conversation.turns([obs], [], [info])[0])
         self._last_obs = obs
+        self.admissible = list(info.get(K.ADMISSIBLE_ACTIONS) or [])
         return self.encode(), info
 
     def step(self, action):
@@ -88,6 +102,7 @@ class TokenTextEnv(gym.Wrapper):
         # The step's turn (the env's own, or assistant = text, user = observation).
         self.messages += conversation.turns([self._last_obs, obs], [text], [{}, info])[1]
         self._last_obs = obs
+        self.admissible = list(info.get(K.ADMISSIBLE_ACTIONS) or [])
         return self.encode(), reward, terminated, truncated, info
 
     def encode(self) -> dict:
@@ -98,7 +113,13 @@ class TokenTextEnv(gym.Wrapper):
         if ids:
             input_ids[-len(ids):] = ids
             attention_mask[-len(ids):] = 1
-        return {INPUT_IDS: input_ids, ATTENTION_MASK: attention_mask}
+        obs = {INPUT_IDS: input_ids, ATTENTION_MASK: attention_mask}
+        if self.candidates:
+            from omnigym.policies.lm.constrained import candidate_table
+            replies = [self.tokenizer.encode(a, add_special_tokens=False) for a in self.admissible]
+            obs[CANDIDATES] = candidate_table(replies, self.candidates, self.response_tokens,
+                                              self.tokenizer.eos_token_id)[0]
+        return obs
 
     def decode(self, action) -> str:
         """The env action a reply's ids stand for: the ids before the first
@@ -161,14 +182,20 @@ class TokenView:
 
     def spaces(self) -> tuple[gym.Space, gym.Space]:
         config = self.config
-        return token_spaces(config.max_prompt_tokens, config.max_new_tokens, lm_tokenizer(self.lm, self.tiny)[1])
+        return token_spaces(config.max_prompt_tokens, config.max_new_tokens, lm_tokenizer(self.lm, self.tiny)[1],
+                            self.candidates)
+
+    @property
+    def candidates(self) -> int:
+        config = self.config
+        return config.max_candidates if config.mode == "admissible" else 0
 
     def __call__(self, env: gym.Env) -> TokenTextEnv:
         config = self.config
         tokenizer, vocab_size = lm_tokenizer(self.lm, self.tiny)
         return TokenTextEnv(env, tokenizer, prompt_tokens=config.max_prompt_tokens,
                             response_tokens=config.max_new_tokens, history_turns=config.history_turns,
-                            stop=config.stop, vocab_size=vocab_size)
+                            stop=config.stop, vocab_size=vocab_size, candidates=self.candidates)
 
 
 @dataclass(frozen=True)
