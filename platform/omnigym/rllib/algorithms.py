@@ -29,6 +29,22 @@ def online(cfg, env, run_dir: Path):
             .rl_module(**rl_module_args(cfg, env)))
 
 
+def group_rl(cfg, env, run_dir: Path):
+    """Group RL for LM policies (``omnigym.rllib.group_rl``): ``online`` on
+    armed sub-envs (one episode each per iteration), with the group size of
+    ``groups.size`` and one episode per sub-env per iteration."""
+    import dataclasses
+
+    from omnigym.rllib.env_spec import num_sub_envs
+    timeout = cfg.algo.get("step_timeout_s")
+    env = dataclasses.replace(env, armed=True, step_timeout_s=float(timeout) if timeout else None)
+    config = online(cfg, env, run_dir)
+    size = int(cfg.groups.size) if cfg.get("groups") else 1
+    first, last = (int(s) for s in cfg.algo.get("spo_tasks") or cfg.groups.seeds)
+    return config.training(group_size=size, episodes_per_iteration=num_sub_envs(cfg.resources),
+                           spo_tasks=list(range(first, last + 1)))
+
+
 def bc(cfg, env, run_dir: Path):
     """Behaviour cloning: record ``algo.demonstrations`` (the env's expert by
     default) into the run folder, then RLlib's BC learns from them offline."""

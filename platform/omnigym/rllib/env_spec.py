@@ -27,6 +27,8 @@ class TrainEnv:
     mask: bool = False                          # info["action_mask"] moves into a Dict observation
     layout: dict | None = None                  # env.unwrapped.policy_layout(), where the env has one
     groups: GroupSchedule | None = None         # grouped resets of the sub-envs (GRPO/GiGPO)
+    armed: bool = False                         # one episode per arm() and failing episodes flagged (group RL)
+    step_timeout_s: float | None = None         # armed: a step running longer ends its episode
 
 
 def resolve_env(env_id: str, kwargs: dict | None = None, modules=(), groups: GroupSchedule | None = None) -> TrainEnv:

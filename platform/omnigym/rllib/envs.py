@@ -69,10 +69,16 @@ def make_env(env: TrainEnv, env_config: dict | None = None, slot: int | None = N
     """The env as RLlib workers see it. ``env_config`` (RLlib's, if any)
     overrides the spec's kwargs; ``slot`` numbers the sub-env for grouped
     resets (needed exactly when the spec has a group schedule); a spec with a
-    ``wrapper`` (``omnigym.rllib.token_env.TokenTrainEnv``) wraps it last."""
+    ``wrapper`` (``omnigym.rllib.token_env.TokenTrainEnv``) wraps it; an
+    ``armed`` spec (group RL) plays one episode per ``arm()`` and ends an
+    episode whose step raises (``omnigym.rllib.episode_control``)."""
     import_modules(env.modules)
     from omnigym.registry import make
     built = make(env.id, **{**env.kwargs, **dict(env_config or {})})
+    armed = getattr(env, "armed", False)
+    if armed:
+        from omnigym.rllib.episode_control import EpisodeFaults
+        built = EpisodeFaults(built, env.step_timeout_s)
     if env.groups is not None:
         from omnigym.groups import GroupedResets
         if slot is None:
@@ -82,7 +88,11 @@ def make_env(env: TrainEnv, env_config: dict | None = None, slot: int | None = N
     wrapper = getattr(env, "wrapper", None)
     if wrapper is not None:
         built = wrapper(built)
-    return MaskInObservation(built) if env.mask else built
+    built = MaskInObservation(built) if env.mask else built
+    if armed:
+        from omnigym.rllib.episode_control import ArmedEpisodes
+        built = ArmedEpisodes(built)
+    return built
 
 
 def sub_env_slot(worker_index: int, vector_index: int, envs_per_runner: int) -> int:

@@ -58,9 +58,11 @@ def _key(override: str) -> str:
 
 
 def groups() -> dict[str, list[str]]:
-    """Each config group (a folder of ``configs/``) and its options."""
+    """Each config group (a folder of ``configs/``) and its options
+    (``_base/`` holds what options share, not options)."""
     return {d.name: sorted(p.stem for p in d.glob("*.yaml"))
-            for d in sorted(CONFIG_DIR.iterdir()) if d.is_dir() and any(d.glob("*.yaml"))}
+            for d in sorted(CONFIG_DIR.iterdir())
+            if d.is_dir() and not d.name.startswith("_") and any(d.glob("*.yaml"))}
 
 
 def _closest(word: str, options) -> str | None:
