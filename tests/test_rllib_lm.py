@@ -14,6 +14,7 @@ from omnigym import conversation
 from omnigym import info_keys as K
 from omnigym.policies.lm.generation import generate
 from omnigym.policies.lm.processor import LMProcessor
+from omnigym.policies.lm.token_replies import teacher_forced
 from omnigym.registry import make
 from omnigym.rllib.env_spec import resolve_env
 from omnigym.rllib.token_env import ATTENTION_MASK, INPUT_IDS, TokenTextEnv, lm_tokenizer, token_train_env
@@ -171,7 +172,8 @@ def test_lora_module_trains_only_its_adapters_and_agrees_with_sampling():
     # ... where it would otherwise change the log-probs.
     module.lm.train()
     obs = batch[Columns.OBS]
-    dropped, _ = module.teacher_forced(obs[INPUT_IDS], obs[ATTENTION_MASK], out[Columns.ACTIONS], out[TOKEN_MASK])
+    dropped, _ = teacher_forced(module.lm, obs, out[Columns.ACTIONS], out[TOKEN_MASK],
+                                temperature=module.lm_config.temperature)
     assert (dropped - out[TOKEN_LOGP]).abs().max().item() > 1e-3
 
 

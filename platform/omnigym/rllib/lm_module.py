@@ -36,8 +36,8 @@ from ray.rllib.core.columns import Columns
 from ray.rllib.core.rl_module.torch import TorchRLModule
 
 from omnigym.policies.lm.config import LMConfig
-from omnigym.policies.lm.generation import batch_chunks, check_request, generate, sequence_logprobs
-from omnigym.rllib.token_env import ATTENTION_MASK, CANDIDATES, INPUT_IDS
+from omnigym.policies.lm.generation import check_request
+from omnigym.policies.lm.token_replies import end_ids_of, reply_mask, teacher_forced, token_replies
 
 TOKEN_LOGP = "token_logp"        # [B, K] float: log-prob of each reply id under the sampling transform
 TOKEN_MASK = "token_mask"        # [B, K] bool: the reply's ids (through its eos), not the padding after it
@@ -59,13 +59,6 @@ def build_lm(lm: dict, tiny: dict | None = None, train_lora: dict | None = None)
     return model.eval(), tokenizer, config
 
 
-def reply_mask(actions: torch.Tensor, end_ids: list[int]) -> torch.Tensor:
-    """The reply's positions: every id up to and including the first end id
-    (eos or pad), where the env's decoding stops reading too."""
-    ends = torch.isin(actions, torch.as_tensor(end_ids, device=actions.device)).long()
-    return (ends.cumsum(-1) - ends) == 0
-
-
 class LMRLModule(TorchRLModule):
     """A causal LM over token observations and actions (module docstring)."""
 
@@ -75,10 +68,10 @@ class LMRLModule(TorchRLModule):
             torch.set_num_threads(int(config["torch_threads"]))
         self.lm, self.tokenizer, self.lm_config = build_lm(dict(config.get("lm") or {}), config.get("tiny"),
                                                            config.get("train_lora"))
-        self.prompt_tokens = int(self.observation_space[INPUT_IDS].shape[0])
+        self.prompt_tokens = int(self.observation_space["input_ids"].shape[0])
         self.response_tokens = int(self.action_space.shape[0])
         self.pad_id = int(self.tokenizer.pad_token_id)
-        self.end_ids = sorted({self.pad_id, self.tokenizer.eos_token_id} - {None})   # as TokenTextEnv reads
+        self.end_ids = end_ids_of(self.tokenizer)   # as TokenTextEnv reads
         vocab = int(self.lm.get_input_embeddings().num_embeddings)
         if int(self.action_space.nvec.max()) > vocab:
             raise ValueError(f"the action space holds ids up to {int(self.action_space.nvec.max()) - 1}, "
@@ -101,49 +94,22 @@ class LMRLModule(TorchRLModule):
     def _reply(self, batch, temperature: float, top_p: float) -> dict:
         """One batched generation; sampling draws from the global torch RNG,
         which RLlib seeds per env runner (``config.debugging(seed=...)``)."""
-        obs = batch[Columns.OBS]
-        ids, mask = obs[INPUT_IDS], obs[ATTENTION_MASK].bool()
-        prompts = [row[keep].tolist() for row, keep in zip(ids, mask)]
-        candidates = obs.get(CANDIDATES)
-        rows, width = len(prompts), self.response_tokens
-        actions = torch.full((rows, width), self.pad_id, dtype=torch.long)
-        logp = torch.zeros((rows, width), dtype=torch.float32)
-        written = torch.zeros((rows, 1), dtype=torch.long)
-        for chunk in batch_chunks([len(p) for p in prompts], width, self.lm_config.max_batch_tokens):
-            generation = generate(self.lm, self.tokenizer, [prompts[i] for i in chunk], max_new_tokens=width,
-                                  temperature=temperature, top_p=top_p, stop=self.lm_config.stop,
-                                  max_batch_tokens=self.lm_config.max_batch_tokens,
-                                  candidates=None if candidates is None else candidates[chunk])
-            for i, reply, reply_logp in zip(chunk, generation.response_ids, generation.logprobs):
-                actions[i, :len(reply)] = torch.as_tensor(reply)
-                logp[i, :len(reply)] = reply_logp
-                written[i] = len(reply)
-        # The reply: the ids generated, through the first end id (the env stops reading there).
-        token_mask = reply_mask(actions, self.end_ids) & (torch.arange(width) < written)
-        logp = logp * token_mask
-        return {Columns.ACTIONS: actions, Columns.ACTION_LOGP: logp.sum(-1), TOKEN_LOGP: logp,
-                TOKEN_MASK: token_mask}
+        cfg = self.lm_config
+        out = token_replies(self.lm, self.tokenizer, batch[Columns.OBS], self.response_tokens,
+                            temperature=temperature, top_p=top_p, stop=cfg.stop, max_batch_tokens=cfg.max_batch_tokens)
+        return {Columns.ACTIONS: out["actions"], Columns.ACTION_LOGP: out["token_logp"].sum(-1),
+                TOKEN_LOGP: out["token_logp"], TOKEN_MASK: out["token_mask"], TOKEN_ENTROPY: out["token_entropy"]}
 
     # --- training ----------------------------------------------------------------------------
 
     def _forward_train(self, batch, **kwargs):
-        obs = batch[Columns.OBS]
-        ids, mask = obs[INPUT_IDS].long(), obs[ATTENTION_MASK].long()
         actions = batch[Columns.ACTIONS].long()
         # The mask stored at sampling is exact (a reply cut by a stop string ends without an end id).
         token_mask = batch[TOKEN_MASK].bool() if TOKEN_MASK in batch else reply_mask(actions, self.end_ids)
-        # Columns that are padding in every row change nothing (positions count real tokens): drop them.
-        first = int(mask.any(0).long().argmax()) if mask.any() else 0
-        logp, spread = self.teacher_forced(ids[:, first:], mask[:, first:], actions, token_mask, obs.get(CANDIDATES))
-        return {TOKEN_LOGP: logp, TOKEN_MASK: token_mask, TOKEN_ENTROPY: spread}
-
-    def teacher_forced(self, prompt_ids, prompt_mask, reply_ids, reply_positions, candidates=None):
-        """Log-probs and entropies [N, K] of ``reply_ids`` after the
-        left-padded prompts, under the sampling transform (temperature,
-        top-p, the candidates' mask); 0 outside ``reply_positions``. Differentiable."""
         cfg = self.lm_config
-        return sequence_logprobs(self.lm, prompt_ids, prompt_mask, reply_ids, reply_positions, cfg.temperature,
-                                 cfg.top_p, with_entropy=True, candidates=candidates)
+        logp, spread = teacher_forced(self.lm, batch[Columns.OBS], actions, token_mask, temperature=cfg.temperature,
+                                      top_p=cfg.top_p)
+        return {TOKEN_LOGP: logp, TOKEN_MASK: token_mask, TOKEN_ENTROPY: spread}
 
     # --- evaluation ----------------------------------------------------------------------------
 

@@ -42,11 +42,8 @@ import numpy as np
 from omnigym import conversation
 from omnigym import info_keys as K
 from omnigym.policies.lm.config import LMConfig
+from omnigym.policies.lm.token_replies import ATTENTION_MASK, CANDIDATES, INPUT_IDS
 from omnigym.rllib.env_spec import TrainEnv
-
-INPUT_IDS = "input_ids"
-ATTENTION_MASK = "attention_mask"
-CANDIDATES = "candidates"
 
 
 def token_spaces(prompt_tokens: int, response_tokens: int, vocab_size: int,
@@ -105,6 +102,29 @@ class TokenTextEnv(gym.Wrapper):
         self.admissible = list(info.get(K.ADMISSIBLE_ACTIONS) or [])
         return self.encode(), reward, terminated, truncated, info
 
+    def get_state(self) -> dict:
+        """A snapshot of the episode to branch from: the env's own
+        (``get_state`` of the unwrapped env), its time-limit count and the
+        conversation the prompts are built from."""
+        inner = self.env.unwrapped
+        if not hasattr(inner, "get_state"):
+            raise ValueError(f"{type(inner).__name__} has no snapshots (get_state/set_state), so it cannot branch")
+        limit = _time_limit(self.env)
+        return {"env": inner.get_state(), "elapsed": None if limit is None else limit._elapsed_steps,
+                "messages": list(self.messages), "tools": self.tools, "last_obs": self._last_obs,
+                "admissible": list(self.admissible)}
+
+    def set_state(self, state: dict) -> dict:
+        """Continue from a ``get_state()`` snapshot (into this env or another
+        of the same id, reset once); returns the observation there."""
+        self.env.unwrapped.set_state(state["env"])
+        limit = _time_limit(self.env)
+        if limit is not None and state["elapsed"] is not None:
+            limit._elapsed_steps = state["elapsed"]
+        self.messages, self.tools = list(state["messages"]), state["tools"]
+        self._last_obs, self.admissible = state["last_obs"], list(state["admissible"])
+        return self.encode()
+
     def encode(self) -> dict:
         """The prompt for the next reply, left-padded to ``prompt_tokens``."""
         ids = self.processor.prompt(self.messages, self.tools).ids
@@ -130,6 +150,11 @@ class TokenTextEnv(gym.Wrapper):
         tools = self.tools is not None
         text = response_text(self.tokenizer, ids[:end], self.stop, keep_special=tools)
         return text if tools else text.strip()
+
+
+def _time_limit(env: gym.Env):
+    from omnigym.rllib.episode_control import find_wrapper
+    return find_wrapper(env, gym.wrappers.TimeLimit)
 
 
 # --- the LM's tokenizer, in every process that builds sub-envs ------------------------------------
