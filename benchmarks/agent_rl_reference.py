@@ -56,6 +56,7 @@ class Args:
     loss: dict = field(default_factory=dict)
     branching: dict | None = None      # Branching options: AEPO's rollouts
     seed: int = 0
+    eval_seeds: dict = field(default_factory=dict)   # {"train": [first, n], "test": [first, n]}: sampled evaluation after training
     device: str = "cpu"
     torch_threads: int = 2
 
@@ -109,7 +110,8 @@ def update(model, optimizer, trajectories, advantages, args: Args, loss_config: 
 
 
 def train(args: Args, progress: bool = True) -> list[dict]:
-    """``args.iterations`` iterations; one dict per iteration (success, return, timings)."""
+    """``args.iterations`` iterations: one dict per iteration (success, return,
+    timings), and the sampled evaluation of ``args.eval_seeds`` after them."""
     from tqdm import tqdm
     torch.set_num_threads(args.torch_threads)
     torch.manual_seed(args.seed)
@@ -139,12 +141,37 @@ def train(args: Args, progress: bool = True) -> list[dict]:
         timers["iteration"] = time.perf_counter() - start
         sizes = group_sizes(records)
         history.append({"iteration": it + 1, "success_rate": float(np.mean([r.success for r in records])),
+                        "tool_calls_per_success": tool_calls_per_success(kept, envs[0]),
                         "return_mean": float(np.mean([r.score for r in records])),
                         "episodes": len(records), "dropped": len(trajectories) - len(kept),
                         "branched": sum(t.parent is not None for t in trajectories),
                         "steps": sum(len(t.actions) for t in kept), "group_size_min": min(sizes.values()),
                         **{f"{k}_s": v for k, v in timers.items()}, **stats})
-    return history
+    evaluation = {panel: evaluate(model, tokenizer, envs, first_seed, n, args)
+                  for panel, (first_seed, n) in args.eval_seeds.items()}
+    return history, evaluation
+
+
+def tool_calls_per_success(trajectories, env) -> float | None:
+    """Mean number of tool calls in the successful trajectories (None without any)."""
+    solved = [t for t in trajectories if t.record().success]
+    if not solved:
+        return None
+    return float(np.mean([sum("<tool_call>" in env.decode(a) for a in t.actions) for t in solved]))
+
+
+def evaluate(model, tokenizer, envs, first_seed: int, n: int, args: Args) -> dict:
+    """Sampled episodes on seeds first_seed .. first_seed + n - 1, as many at once as there are envs."""
+    from omnigym.stats import wilson_interval
+    results = []
+    for begin in range(0, n, len(envs)):
+        seeds = list(range(first_seed + begin, first_seed + min(n, begin + len(envs))))
+        results += group_rollouts(model, tokenizer, envs[:len(seeds)], [(s, s) for s in seeds], 1,
+                                  temperature=args.temperature)
+    successes = sum(t.record().success for t in results)
+    lo, hi = wilson_interval(successes, len(results))
+    return {"episodes": len(results), "successes": successes, "success_rate": successes / len(results),
+            "success_ci": [lo, hi], "tool_calls_per_success": tool_calls_per_success(results, envs[0])}
 
 
 def main() -> None:
@@ -158,12 +185,14 @@ def main() -> None:
     ns = vars(parser.parse_args())
     out = ns.pop("out")
     args = Args(**{k: v for k, v in ns.items() if v is not None})
-    history = train(args)
+    history, evaluation = train(args)
     for row in history:
         print(json.dumps({k: round(v, 4) if isinstance(v, float) else v for k, v in row.items()}))
+    print(json.dumps(evaluation))
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
-        (out / "results.json").write_text(json.dumps({"args": asdict(args), "history": history}, indent=1))
+        (out / "results.json").write_text(json.dumps({"args": asdict(args), "history": history,
+                                                      "evaluation": evaluation}, indent=1))
 
 
 if __name__ == "__main__":
