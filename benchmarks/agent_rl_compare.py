@@ -8,8 +8,8 @@ kept in ``--out`` and skipped.
         -- env=household env.id=household/PutIn-v0 +env.kwargs.max_episode_steps=12 groups.size=4 ...
 
 Everything after ``--`` is passed to every ``omnigym train`` run. Each run
-is evaluated by sampling (the policy it optimised: ``temperature`` of the
-run's LM), ``--episodes`` seeds per panel; success carries its Wilson
+is evaluated by sampling (temperature 1, the policy it optimised; ``--greedy``:
+argmax), ``--episodes`` seeds per panel; success carries its Wilson
 interval over the episodes of all seeds, and each seed's own rate is listed.
 """
 from __future__ import annotations
@@ -61,10 +61,11 @@ def main() -> None:
     p.add_argument("--panels", nargs="+", default=["train", "test"])
     p.add_argument("--episodes", type=int, default=30, help="seeds per panel")
     p.add_argument("--max-steps", type=int, default=12)
-    p.add_argument("--agent-option", action="append", default=[], help="key=JSON for the evaluated agents")
+    p.add_argument("--greedy", action="store_true", help="evaluate the runs greedily (default: sampling)")
     p.add_argument("--baseline", help="LABEL=SPEC: also evaluate this agent (e.g. the start model)")
+    p.add_argument("--baseline-option", action="append", default=[], help="key=JSON option of the baseline agent")
     args = p.parse_args(argv)
-    options = {k: json.loads(v) for k, v in (o.split("=", 1) for o in args.agent_option)}
+    baseline_options = {k: json.loads(v) for k, v in (o.split("=", 1) for o in args.baseline_option)}
     args.out.mkdir(parents=True, exist_ok=True)
     path = args.out / "results.json"
     results = json.loads(path.read_text()) if path.exists() else {}
@@ -72,7 +73,7 @@ def main() -> None:
     def save():
         path.write_text(json.dumps(results, indent=1))
 
-    def evaluate_cell(key: str, spec: str) -> None:
+    def evaluate_cell(key: str, spec: str, options: dict) -> None:
         for panel in args.panels:
             if panel in results[key].get("panels", {}):
                 continue
@@ -88,7 +89,7 @@ def main() -> None:
     if args.baseline:
         label, spec = args.baseline.split("=", 1)
         results.setdefault(f"{label}|-", {"algo": label, "seed": None})
-        evaluate_cell(f"{label}|-", spec)
+        evaluate_cell(f"{label}|-", spec, baseline_options)
     for algo in args.algos:
         for seed in args.seeds:
             key = f"{algo}|{seed}"
@@ -100,7 +101,7 @@ def main() -> None:
                 cell["curve"] = curve(run_dir)
                 save()
                 print(f"{key}: trained in {cell['minutes']:.1f} min", flush=True)
-            evaluate_cell(key, str(run_dir))
+            evaluate_cell(key, str(run_dir), {"greedy": args.greedy})
     table = markdown(results, args.panels)
     (args.out / "table.md").write_text(table)
     print("\n" + table)

@@ -181,3 +181,39 @@ def test_spo_samples_tasks_by_priority_updates_its_tracker_and_checkpoints_it(ra
         assert resumed.tracker.state_dict() == state and set(resumed.snapshots) == set(algo.snapshots)
     finally:
         resumed.stop()
+
+
+def test_kill_minus_9_mid_run_then_resume_finishes_the_run(tmp_path):
+    """`omnigym train algo=grpo` killed with SIGKILL after its first checkpoint; `resume=true` goes on to the end."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    run = tmp_path / "run"
+    overrides = ["algo=grpo", "policy=lm", "policy.tiny={arch:llama}", "policy.config.temperature=1.0",
+                 "policy.config.mode=admissible", "policy.config.max_prompt_tokens=768",
+                 "policy.config.max_new_tokens=40", "policy.config.history_turns=1", "env=household",
+                 "env.id=household/Hold-v0", "+env.kwargs.max_episode_steps=2", "groups.size=2",
+                 "resources.num_envs_per_env_runner=4", "iterations=4", "checkpoint_every=1", "evaluation.every=0",
+                 "evaluation.episodes=1", "evaluation.baselines=[]", "progress=false", f"out_dir={run}"]
+    env = {**os.environ, "RAY_AUTH_MODE": "disabled"}
+    command = [sys.executable, "-m", "omnigym.cli", "train", *overrides]
+    first = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                             start_new_session=True)
+    try:
+        deadline = time.time() + 300
+        while not (run / "checkpoints" / "iter_00001").exists():
+            assert first.poll() is None and time.time() < deadline, "no first checkpoint"
+            time.sleep(0.5)
+        time.sleep(1.0)
+    finally:
+        os.killpg(first.pid, signal.SIGKILL)   # the driver and the Ray processes it started
+        first.wait()
+    assert first.returncode == -signal.SIGKILL
+    resumed = subprocess.run(command + ["resume=true"], env=env, capture_output=True, text=True, timeout=600)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    import csv
+    with open(run / "metrics.csv") as f:
+        iterations = [int(r["iteration"]) for r in csv.DictReader(f)]
+    assert iterations == [1, 2, 3, 4] or iterations[-1] == 4 and sorted(set(iterations)) == [1, 2, 3, 4]
+    assert (run / "checkpoints" / "iter_00004").exists()

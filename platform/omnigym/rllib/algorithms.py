@@ -31,13 +31,12 @@ def online(cfg, env, run_dir: Path):
 
 def group_rl(cfg, env, run_dir: Path):
     """Group RL for LM policies (``omnigym.rllib.group_rl``): ``online`` on
-    armed sub-envs (one episode each per iteration), with the group size of
-    ``groups.size`` and one episode per sub-env per iteration."""
-    import dataclasses
-
+    armed sub-envs (``algo.armed_episodes``: ``env_spec.train_env`` arms
+    them), with the group size of ``groups.size`` and one episode per sub-env
+    per iteration."""
     from omnigym.rllib.env_spec import num_sub_envs
-    timeout = cfg.algo.get("step_timeout_s")
-    env = dataclasses.replace(env, armed=True, step_timeout_s=float(timeout) if timeout else None)
+    if not getattr(env, "armed", False):
+        raise ValueError("group RL needs armed sub-envs: set algo.armed_episodes=true")
     config = online(cfg, env, run_dir)
     size = int(cfg.groups.size) if cfg.get("groups") else 1
     first, last = (int(s) for s in cfg.algo.get("spo_tasks") or cfg.groups.seeds)

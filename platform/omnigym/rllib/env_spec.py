@@ -86,12 +86,18 @@ def num_sub_envs(resources) -> int:
 
 def train_env(cfg) -> TrainEnv:
     """The ``TrainEnv`` of a composed train config (``env``, ``groups``,
-    ``resources``), through ``policy.env_view`` where the policy has one."""
+    ``resources``; ``algo.armed_episodes`` and ``algo.step_timeout_s``),
+    through ``policy.env_view`` where the policy has one."""
     from omegaconf import OmegaConf
     env = cfg.env
     kwargs = OmegaConf.to_container(env.kwargs, resolve=True) if env.get("kwargs") is not None else {}
     groups = group_schedule(cfg.get("groups"), num_sub_envs(cfg.resources))
     resolved = resolve_env(env.id, kwargs, tuple(env.get("modules") or ()), groups)
+    algo = cfg.get("algo") or {}
+    if algo.get("armed_episodes"):   # group RL: one episode per sub-env per iteration, failing ones flagged
+        import dataclasses
+        timeout = algo.get("step_timeout_s")
+        resolved = dataclasses.replace(resolved, armed=True, step_timeout_s=float(timeout) if timeout else None)
     view = cfg.get("policy", {}).get("env_view")
     if view:  # a policy that sees the env its own way (an LM: token ids), on driver and workers alike
         from hydra.utils import get_method
