@@ -43,9 +43,10 @@ def train(algo: str, seed: int, run_dir: Path, iterations: int, overrides: list[
 
 
 def curve(run_dir: Path) -> list[float]:
-    """Sampled return per iteration (household: 1 per success), from the run's metrics."""
+    """Each iteration's sampled success, from the run's metrics (runs that
+    predate that column: RLlib's windowed episode_return_mean, 1 per success)."""
     with open(run_dir / "metrics.csv") as f:
-        return [float(r["episode_return_mean"] or 0.0) for r in csv.DictReader(f)]
+        return [float(r.get("sampled_success") or r["episode_return_mean"] or 0.0) for r in csv.DictReader(f)]
 
 
 def main() -> None:

@@ -94,14 +94,17 @@ CONFIGS = ROOT / "platform" / "omnigym" / "configs"
 
 
 def test_every_algo_and_policy_config_names_a_builder():
-    from hydra.utils import get_method
-    from omegaconf import OmegaConf
+    from hydra.utils import get_class, get_method
+
+    from omnigym.rllib.train_config import compose
     for group in ("algo", "policy"):
         for path in sorted((CONFIGS / group).glob("*.yaml")):
-            node = OmegaConf.load(path)
+            node = compose([f"{group}={path.stem}"])[group]   # composed: group-RL algos share configs/_base
             assert callable(get_method(node._target_)), path
             if node.get("module"):
                 assert callable(get_method(node.module)), path
+            if node.get("config_class"):
+                assert callable(get_class(node.config_class)), path
 
 
 def test_the_train_env_is_described_once_and_groups_must_fill_the_sub_envs():

@@ -24,7 +24,7 @@ from tqdm.auto import tqdm
 from omnigym.rllib.inference import trained_module
 
 METRIC_FIELDS = ["iteration", "env_steps", "episode_return_mean", "episode_len_mean", "episodes",
-                 "env_steps_per_s", "iteration_s", "sample_s", "learn_s", "wall_s"]
+                 "env_steps_per_s", "iteration_s", "sample_s", "learn_s", "wall_s", "sampled_success"]
 EVAL_FIELDS = ["iteration", "env_steps", "episodes", "success_rate", "success_lo", "success_hi", "return_mean",
                "return_lo", "return_hi"]
 
@@ -44,6 +44,9 @@ def _read_csv(path: Path) -> list[dict]:
 
 def _append_csv(path: Path, fields: list[str], row: dict) -> None:
     new = not path.exists()
+    if not new:   # a file written before a field was added keeps its columns
+        with path.open() as f:
+            fields = next(csv.reader(f), None) or fields
     with path.open("a", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=fields, extrasaction="ignore")
         if new:
@@ -111,6 +114,9 @@ def metrics_row(result: dict, iteration: int, iteration_s: float, wall_s: float,
         # Where the iteration went: sampling in the env runners vs the learner update.
         "sample_s": _find(result.get("timers", {}), "env_runner_sampling_timer") or 0.0,
         "learn_s": _find(result.get("timers", {}), "learner_update_timer") or 0.0,
+        # This iteration's sampled episodes that succeeded, where the algorithm reports it (group RL):
+        # RLlib's episode_return_mean is a running mean over a window of past episodes.
+        "sampled_success": result.get("group_rl", {}).get("success_rate", ""),
     }
 
 
@@ -301,7 +307,8 @@ def train_run(cfg: DictConfig) -> Path:
             prev_steps = row["env_steps"]
             _append_csv(run_dir / "metrics.csv", METRIC_FIELDS, row)
             for key in METRIC_FIELDS[1:]:
-                writer.add_scalar(f"train/{key}", float(row[key]), it)
+                if row[key] != "":   # columns an algorithm does not report stay empty
+                    writer.add_scalar(f"train/{key}", float(row[key]), it)
             bar.set_postfix(ret=f"{row['episode_return_mean']:.3g}", sps=f"{row['env_steps_per_s']:.0f}")
             last = it == int(cfg.iterations)
             if last or (cfg.checkpoint_every and it % int(cfg.checkpoint_every) == 0):
