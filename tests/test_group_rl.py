@@ -217,3 +217,32 @@ def test_kill_minus_9_mid_run_then_resume_finishes_the_run(tmp_path):
         iterations = [int(r["iteration"]) for r in csv.DictReader(f)]
     assert iterations == [1, 2, 3, 4] or iterations[-1] == 4 and sorted(set(iterations)) == [1, 2, 3, 4]
     assert (run / "checkpoints" / "iter_00004").exists()
+
+
+@pytest.mark.parametrize("env_id,kwargs,mode", [
+    ("household/Hold-v0", {"mode": "discrete", "max_episode_steps": 2}, "admissible"),
+    ("shell/FreeForm-v0", {"max_episode_steps": 2}, "generate"),
+    ("tools/Tools-v0", {"max_episode_steps": 2}, "admissible"),
+], ids=["household-discrete", "shell-freeform", "tools"])
+def test_one_gigpo_iteration_on_every_text_family(ray_session, env_id, kwargs, mode):
+    from omnigym.rllib import envs
+    from omnigym.rllib.group_rl import GroupRLConfig
+    from omnigym.rllib.policies import lm_policy
+    node = {"name": "lm", "tiny": {"arch": "llama"},
+            "config": {"max_prompt_tokens": 4096, "max_new_tokens": 48, "history_turns": 1, "temperature": 1.0,
+                       "mode": mode}}
+    env = token_train_env(resolve_env(env_id, kwargs, groups=GroupSchedule(2, range(10), num_groups=2)), node)
+    env = dataclasses.replace(env, armed=True)
+    algo = (GroupRLConfig()
+            .environment(envs.register(env, 4), observation_space=env.observation_space, action_space=env.action_space)
+            .env_runners(num_env_runners=0, num_envs_per_env_runner=4).learners(num_learners=0).debugging(seed=0)
+            .training(group_size=2, episodes_per_iteration=4, lr=1e-3, estimator={"estimator": "gigpo"})
+            .rl_module(**lm_policy(node, env))).build_algo()
+    try:
+        result = algo.train()
+        assert len(algo._last_episodes) == 4 and result["group_rl"]["group_size_min"] == 2
+        assert all(e.get_infos(0)[K.STATE_KEY] for e in algo._last_episodes)
+        learned = result["learners"]["default_policy"]
+        assert np.isfinite(learned["total_loss"]) and abs(learned["approx_kl"]) < 1e-5
+    finally:
+        algo.stop()

@@ -88,13 +88,20 @@ def test_token_view_of_a_tool_env_keeps_the_tools_and_the_raw_call():
     assert info[K.TURN][1] == conversation.tool("calculator", "4")
 
 
-def test_token_view_refuses_index_actions_and_bad_models_and_lm_policy_needs_it():
+def test_token_view_maps_replies_to_indices_refuses_vectors_and_bad_models_and_lm_policy_needs_it():
     from omnigym.rllib.policies import lm_policy
+    env = token_env(mode="discrete")
+    _, info = env.reset(seed=1)
+    admissible = info[K.ADMISSIBLE_ACTIONS]
+    _, _, _, _, info = env.step(reply_ids(env, admissible[1]))
+    assert not info[K.INVALID_ACTION]                                  # the reply named an admissible action
+    _, _, _, _, info = env.step(reply_ids(env, "[fly] <moon> (1)"))
+    assert info[K.INVALID_ACTION]
     with pytest.raises(ValueError, match="text mode"):
-        token_env(mode="discrete")
-    discrete = resolve_env(HEAT, {"mode": "discrete"})
-    with pytest.raises(ValueError, match="env.kwargs.mode=text"):
-        token_train_env(discrete, lm_node())
+        token_env(mode="vector")
+    vector = resolve_env(HEAT, {"mode": "vector"})
+    with pytest.raises(ValueError, match="env.kwargs.mode=text or discrete"):
+        token_train_env(vector, lm_node())
     with pytest.raises(ValueError, match="token_train_env"):
         lm_policy(lm_node(), resolve_env(HEAT, {"mode": "text"}))
     with pytest.raises(ValueError, match="does not exist"):

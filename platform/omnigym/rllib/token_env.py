@@ -10,7 +10,8 @@ text mode, shell FreeForm, tools) for an LM policy:
   L = ``max_prompt_tokens``, left-padded (the last prompt token sits at the
   end of every row, where generation continues);
 - action: K = ``max_new_tokens`` token ids (``MultiDiscrete``): the reply,
-  then pad ids. The wrapper decodes the ids before the first pad or eos id
+  then pad ids (an env that takes indices, household's discrete mode, gets
+  the index of the admissible action the reply names). The wrapper decodes the ids before the first pad or eos id
   into the env's action text (cut before a stop string; special tokens kept
   for tool families, whose env parses the raw reply, as ``LMAgent`` does).
 
@@ -67,9 +68,9 @@ class TokenTextEnv(gym.Wrapper):
                  candidates: int = 0):
         from omnigym.policies.lm.processor import LMProcessor
         super().__init__(env)
-        if not isinstance(env.action_space, gym.spaces.Text):
-            raise ValueError(f"the LM writes text, but this env takes {env.action_space}; "
-                             "make it in its text mode (e.g. mode='text')")
+        check_text_env(env.observation_space, env.action_space, "(e.g. mode='text')")
+        # Index actions (household's discrete mode): the reply is looked up among the admissible actions.
+        self.by_index = isinstance(env.action_space, gym.spaces.Discrete)
         self.tokenizer = tokenizer
         self.processor = LMProcessor(tokenizer, history_turns, prompt_tokens)
         self.prompt_tokens, self.response_tokens = prompt_tokens, response_tokens
@@ -95,12 +96,22 @@ class TokenTextEnv(gym.Wrapper):
 
     def step(self, action):
         text = self.decode(action)
-        obs, reward, terminated, truncated, info = self.env.step(text)
+        obs, reward, terminated, truncated, info = self.env.step(self.env_action(text))
         # The step's turn (the env's own, or assistant = text, user = observation).
         self.messages += conversation.turns([self._last_obs, obs], [text], [{}, info])[1]
         self._last_obs = obs
         self.admissible = list(info.get(K.ADMISSIBLE_ACTIONS) or [])
         return self.encode(), reward, terminated, truncated, info
+
+    def env_action(self, text: str):
+        """What the env takes: the text, or, for index actions, the index of
+        that admissible action (one past the list when the reply is none of
+        them, which the env reports as an invalid action)."""
+        if not self.by_index:
+            return text
+        if text in self.admissible:
+            return self.admissible.index(text)
+        return min(len(self.admissible), int(self.env.action_space.n) - 1)
 
     def get_state(self) -> dict:
         """A snapshot of the episode to branch from: the env's own
@@ -150,6 +161,14 @@ class TokenTextEnv(gym.Wrapper):
         tools = self.tools is not None
         text = response_text(self.tokenizer, ids[:end], self.stop, keep_special=tools)
         return text if tools else text.strip()
+
+
+def check_text_env(observation_space: gym.Space, action_space: gym.Space, hint: str) -> None:
+    """The LM reads text and writes text, or an admissible action's index."""
+    if not isinstance(observation_space, gym.spaces.Text) or not isinstance(action_space,
+                                                                            (gym.spaces.Text, gym.spaces.Discrete)):
+        raise ValueError(f"the LM reads and writes text, but this env has {observation_space} observations and "
+                         f"{action_space} actions; make it in a text mode {hint}")
 
 
 def _time_limit(env: gym.Env):
@@ -234,9 +253,8 @@ class TokenTrainEnv(TrainEnv):
 def token_train_env(env: TrainEnv, policy: dict) -> TokenTrainEnv:
     """The token view of a resolved text ``TrainEnv`` for an LM ``policy``
     node (``config``: ``LMConfig`` options; optional ``tiny``)."""
-    if not isinstance(env.action_space, gym.spaces.Text):
-        raise ValueError(f"{env.id} takes {env.action_space} actions, but the LM writes text; "
-                         "make it in its text mode (env.kwargs.mode=text)")
+    seen = env.observation_space["observations"] if env.mask else env.observation_space   # the env's own, unmasked
+    check_text_env(seen, env.action_space, "(env.kwargs.mode=text or discrete)")
     view = TokenView(dict(policy.get("config") or {}), dict(policy["tiny"]) if policy.get("tiny") else None)
     observation_space, action_space = view.spaces()
     fields = {f.name: getattr(env, f.name) for f in dataclasses.fields(TrainEnv)}
