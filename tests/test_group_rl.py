@@ -95,6 +95,17 @@ def test_armed_sub_envs_play_one_episode_each_and_groups_stay_whole_with_two_lea
         algo.stop()
 
 
+def test_kl_to_the_frozen_initial_lm_starts_at_zero_and_grows(ray_session):
+    # One minibatch per iteration: the first is taken with the initial weights, the second after one update.
+    algo = group_rl(sub_envs=4, group_size=2, seeds=range(20, 30), loss={"kl_coef": 0.1, "kl_kind": "k3"}).build_algo()
+    try:
+        first = algo.train()["learners"]["default_policy"]["kl_ref"]
+        later = algo.train()["learners"]["default_policy"]["kl_ref"]
+    finally:
+        algo.stop()
+    assert abs(first) < 1e-6 and later > 1e-6   # the policy moved away from its start
+
+
 def test_an_episode_that_raises_is_dropped_and_the_iteration_goes_on(ray_session, caplog):
     algo = group_rl(sub_envs=4, group_size=2, seeds=[13, 14]).build_algo()   # group 0 plays seed 13
     try:

@@ -25,7 +25,6 @@ Each iteration:
 """
 from __future__ import annotations
 
-import copy
 import logging
 
 import numpy as np
@@ -48,36 +47,11 @@ GROUP_METRICS = "group_rl"
 
 
 class GroupRLLearner(TokenPPOLearner):
-    """``TokenPPOLearner`` with the loss variant of ``config.loss`` and, when
-    ``kl_coef`` > 0, a frozen copy of the initial LM as the KL reference."""
+    """``TokenPPOLearner`` with the loss of ``config.loss`` (its KL term
+    against the frozen initial LM when ``kl_coef`` > 0)."""
 
     def loss_config(self, config) -> LossConfig:
         return LossConfig(**{**config.loss, "entropy_coef": config.entropy_coeff})
-
-    def compute_loss_for_module(self, *, module_id, config, batch, fwd_out):
-        self._batch = batch   # the reference pass needs the prompts
-        return super().compute_loss_for_module(module_id=module_id, config=config, batch=batch, fwd_out=fwd_out)
-
-    def token_loss(self, *, new_logp, old_logp, advantages, mask, entropy, config):
-        from omnigym.policies.agent_rl.losses import policy_loss
-        cfg = self.loss_config(config)
-        ref_logp = self.reference_logp(self._batch, mask) if cfg.kl_coef else None
-        loss, stats = policy_loss(cfg, logp=new_logp, old_logp=old_logp, advantages=advantages, mask=mask,
-                                  entropy=entropy, ref_logp=ref_logp)
-        stats["reply_tokens_mean"] = mask.float().sum(-1).mean()
-        return loss, stats
-
-    def reference_logp(self, batch, mask) -> torch.Tensor:
-        """Log-probs of the batch's replies under the LM as it was at the start of training."""
-        module = self.module[next(iter(self.module.keys()))].unwrapped()
-        if not hasattr(self, "_reference"):
-            self._reference = copy.deepcopy(module.lm).eval().requires_grad_(False)
-        lm, module.lm = module.lm, self._reference
-        try:
-            with torch.no_grad():
-                return module._forward_train(batch)[TOKEN_LOGP]
-        finally:
-            module.lm = lm
 
     def replies_logp(self, batch: dict) -> np.ndarray:
         """[N, K] log-probs of ``batch``'s replies (numpy obs/actions/token_mask) under the current LM."""

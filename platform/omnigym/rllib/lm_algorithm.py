@@ -16,10 +16,10 @@ algorithm that can, in three replaceable parts:
    them; the default is the discounted return-to-go, normalised over the
    batch (REINFORCE with a batch baseline). It is written into each
    episode as a per-step column, which RLlib copies into the train batch;
-3. ``TokenPPOLearner.token_loss``: the token-level PPO-clip loss of
+3. ``TokenPPOLearner``: the token-level PPO-clip loss of
    ``omnigym.policies.agent_rl.losses`` (mean over reply tokens) minus an
-   entropy bonus; a subclass picks another ``LossConfig`` (KL terms, other
-   clipping, other aggregation).
+   entropy bonus; a subclass's ``loss_config`` picks another objective
+   (KL to the frozen initial LM, other clipping, other aggregation).
 
 Group methods subclass ``TokenPPO`` (their advantages and their sampling
 schedule) and, where their loss differs, ``TokenPPOLearner``.
@@ -50,22 +50,33 @@ class TokenPPOLearner(TorchLearner):
     requires no RLModule API)."""
 
     def compute_loss_for_module(self, *, module_id, config, batch, fwd_out):
-        loss, stats = self.token_loss(new_logp=fwd_out[TOKEN_LOGP], old_logp=batch[TOKEN_LOGP],
-                                      advantages=batch[Columns.ADVANTAGES], mask=fwd_out[TOKEN_MASK],
-                                      entropy=fwd_out[TOKEN_ENTROPY], config=config)
+        loss_config = self.loss_config(config)
+        ref_logp = self.reference_logp(module_id, batch) if loss_config.kl_coef else None
+        loss, stats = policy_loss(loss_config, logp=fwd_out[TOKEN_LOGP], old_logp=batch[TOKEN_LOGP],
+                                  advantages=batch[Columns.ADVANTAGES], mask=fwd_out[TOKEN_MASK],
+                                  entropy=fwd_out[TOKEN_ENTROPY], ref_logp=ref_logp)
+        stats["reply_tokens_mean"] = fwd_out[TOKEN_MASK].float().sum(-1).mean()
         self.metrics.log_dict({k: float(v) for k, v in stats.items()}, key=module_id, window=1)
         return loss
 
-    def token_loss(self, *, new_logp, old_logp, advantages, mask, entropy, config) -> tuple[torch.Tensor, dict]:
-        """PPO-clip (``omnigym.policies.agent_rl.losses``) minus ``entropy_coeff``
-        x the mean token entropy; override ``loss_config`` for other objectives."""
-        loss, stats = policy_loss(self.loss_config(config), logp=new_logp, old_logp=old_logp,
-                                  advantages=advantages, mask=mask, entropy=entropy)
-        stats["reply_tokens_mean"] = mask.float().sum(-1).mean()
-        return loss, stats
-
     def loss_config(self, config) -> LossConfig:
+        """PPO-clip (``omnigym.policies.agent_rl.losses``) minus ``entropy_coeff``
+        x the mean token entropy; a subclass returns another objective."""
         return LossConfig(clip_low=config.clip_param, clip_high=config.clip_param, entropy_coef=config.entropy_coeff)
+
+    def reference_logp(self, module_id, batch) -> torch.Tensor:
+        """Log-probs of the batch's replies under the LM as it was when
+        training started (a frozen copy, made on first use): the KL term's reference."""
+        module = self.module[module_id].unwrapped()
+        if not hasattr(self, "_reference"):
+            import copy
+            self._reference = copy.deepcopy(module.lm).eval().requires_grad_(False)
+        lm, module.lm = module.lm, self._reference
+        try:
+            with torch.no_grad():
+                return module._forward_train(batch)[TOKEN_LOGP]
+        finally:
+            module.lm = lm
 
 
 class TokenPPOConfig(AlgorithmConfig):
