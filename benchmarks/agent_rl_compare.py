@@ -42,11 +42,15 @@ def train(algo: str, seed: int, run_dir: Path, iterations: int, overrides: list[
     return (time.perf_counter() - start) / 60
 
 
-def curve(run_dir: Path) -> list[float]:
-    """Each iteration's sampled success, from the run's metrics (runs that
-    predate that column: RLlib's windowed episode_return_mean, 1 per success)."""
+def curve(run_dir: Path) -> list[float] | None:
+    """Each iteration's sampled success (``sampled_success`` of the run's
+    metrics.csv); None for a run whose metrics predate that column (RLlib's
+    ``episode_return_mean`` is a running statistic, not this)."""
     with open(run_dir / "metrics.csv") as f:
-        return [float(r.get("sampled_success") or r["episode_return_mean"] or 0.0) for r in csv.DictReader(f)]
+        rows = list(csv.DictReader(f))
+    if not rows or not rows[0].get("sampled_success"):
+        return None
+    return [float(r["sampled_success"]) for r in rows]
 
 
 def main() -> None:
@@ -114,7 +118,7 @@ def markdown(results: dict, panels: list[str]) -> str:
     success over the first and last fifth of training."""
     algos = list(dict.fromkeys(r["algo"] for r in results.values()))
     head = "| algorithm | " + " | ".join(f"{p} success [95% CI] (per seed)" for p in panels)
-    lines = [head + " | sampled success, first → last 20% of iterations | minutes per run |",
+    lines = [head + " | sampled success, first → last 20% of iterations (runs) | minutes per run |",
              "|" + "---|" * (len(panels) + 3)]
     for algo in algos:
         cells = [r for r in results.values() if r["algo"] == algo]
@@ -133,7 +137,7 @@ def markdown(results: dict, panels: list[str]) -> str:
             fifth = max(1, len(curves[0]) // 5)
             first = sum(sum(c[:fifth]) / fifth for c in curves) / len(curves)
             last = sum(sum(c[-fifth:]) / fifth for c in curves) / len(curves)
-            row.append(f"{100 * first:.0f}% → {100 * last:.0f}%")
+            row.append(f"{100 * first:.0f}% → {100 * last:.0f}% ({len(curves)})")
         else:
             row.append("–")
         minutes = [c["minutes"] for c in cells if "minutes" in c]

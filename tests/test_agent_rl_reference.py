@@ -39,4 +39,4 @@ def test_the_comparison_table_pools_seeds_with_a_wilson_interval():
     table = agent_rl_compare.markdown(results, ["train", "test"])
     row = [line for line in table.splitlines() if line.startswith("| grpo")][0]
     assert "50% [30, 70] (30, 70)" in row        # 10 of 20: Wilson [29.9, 70.1]
-    assert "| – |" in row and "25% → 75%" in row and row.endswith("| 3.0 |")
+    assert "| – |" in row and "25% → 75% (2)" in row and row.endswith("| 3.0 |")
