@@ -14,19 +14,23 @@ from omnigym.rllib.token_env import TokenTextEnv, lm_tokenizer
 
 FAMILIES = [("household/PutIn-v0", {"mode": "text"}, None),
             ("shell/FreeForm-v0", {}, ["ls", "pwd", "ls -R"]),
-            ("tools/Arithmetic-v0", {}, ["I will compute it.", "The answer is 3.", "Let me think."])]
+            ("tools/Arithmetic-v0", {}, ["I will compute it.", "The answer is 3.", "Let me think."]),
+            # The snapshot holds a Python sandbox that the restoring env never started.
+            ("tools/Data-v0", {}, ['<tool_call>{"name": "python", "arguments": {"code": "x = 41"}}</tool_call>',
+                                   '<tool_call>{"name": "python", "arguments": {"code": "x += 1"}}</tool_call>',
+                                   '<tool_call>{"name": "python", "arguments": {"code": "print(x)"}}</tool_call>'])]
 
 
 def view(env_id, kwargs, candidates=0, prompt_tokens=4096):
     tokenizer, vocab = lm_tokenizer({}, {"arch": "llama"})
-    return TokenTextEnv(make(env_id, **kwargs), tokenizer, prompt_tokens=prompt_tokens, response_tokens=40,
+    return TokenTextEnv(make(env_id, **kwargs), tokenizer, prompt_tokens=prompt_tokens, response_tokens=96,
                         history_turns=1, vocab_size=vocab, candidates=candidates)
 
 
 def action_of(env, info, t, texts):
     text = info[K.ADMISSIBLE_ACTIONS][t % len(info[K.ADMISSIBLE_ACTIONS])] if texts is None else texts[t % len(texts)]
     ids = env.tokenizer.encode(text, add_special_tokens=False) + [env.tokenizer.eos_token_id]
-    return np.array(ids + [env.pad_id] * (40 - len(ids)))
+    return np.array(ids + [env.pad_id] * (env.response_tokens - len(ids)))
 
 
 @pytest.mark.parametrize("env_id,kwargs,texts", FAMILIES, ids=[f[0] for f in FAMILIES])

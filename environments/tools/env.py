@@ -96,6 +96,9 @@ class LazyPython:
             self.start_episode(files)
             self.codes = list(codes)
         else:
+            if self.tool is None:   # restored into an env whose episode never ran Python
+                from omnigym.environments.tools.python_tool import PythonTool
+                self.tool = PythonTool(files=self.files, timeout_s=self.timeout_s)
             self.tool.restore(snap)
             self.fresh = False
 

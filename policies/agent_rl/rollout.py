@@ -22,6 +22,7 @@ top-10 log-probs vLLM returns.
 """
 from __future__ import annotations
 
+import logging
 import math
 import time
 from collections import defaultdict
@@ -35,6 +36,7 @@ from omnigym.policies.agent_rl.branching import POSITIONS, BranchController
 from omnigym.policies.agent_rl.episodes import EpisodeRecord
 from omnigym.policies.lm.token_replies import token_replies
 
+log = logging.getLogger("omnigym.episodes")
 EPISODE_ERROR = "episode_error"   # as omnigym.rllib.episode_control flags a step that raised
 
 
@@ -179,8 +181,12 @@ def _branch(active, entropies, trajectories, snapshots, envs, starts, group_size
                 break
             child = spare[0]
             seed = starts[group][1]
-            envs[child].reset(seed=int(seed))     # a live env of the same task, then the path's state
-            observations[child] = envs[child].set_state(snapshots[slot])
+            try:   # a live env of the same task, then the path's state
+                envs[child].reset(seed=int(seed))
+                observations[child] = envs[child].set_state(snapshots[slot])
+            except Exception as exc:   # noqa: BLE001 -- a failed restore loses the branch, not the rollout
+                log.warning("branch of seed %s not taken: %s: %s", seed, type(exc).__name__, exc)
+                break
             trajectories[child] = Trajectory(group=traj.group, seed=traj.seed, obs=list(traj.obs),
                                              actions=list(traj.actions), logp=list(traj.logp), mask=list(traj.mask),
                                              entropy=list(traj.entropy), rewards=list(traj.rewards),
