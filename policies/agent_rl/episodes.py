@@ -15,6 +15,7 @@ from typing import Hashable, Sequence
 
 import numpy as np
 
+from omnigym import info_keys as K
 from omnigym.policies.agent_rl import advantages as A
 
 ESTIMATORS = ("grpo", "drgrpo", "rloo", "gigpo", "spo")
@@ -34,6 +35,25 @@ class EpisodeRecord:
     @property
     def score(self) -> float:
         return float(np.sum(self.rewards))
+
+    @classmethod
+    def from_infos(cls, group: Hashable, task: Hashable, rewards, infos: Sequence[dict]) -> "EpisodeRecord":
+        """A finished episode from its rewards and its infos: ``infos[t]`` is
+        the info of the state step t acted in (``infos[0]`` the reset's), the
+        last one the final state's."""
+        steps = len(rewards)
+        return cls(group=group, task=task, rewards=np.asarray(rewards, dtype=np.float64),
+                   anchors=[infos[t].get(K.STATE_KEY) for t in range(steps)],
+                   texts=[observation_text(infos[t]) for t in range(steps)],
+                   valid=np.array([not infos[t + 1].get(K.INVALID_ACTION, False) for t in range(steps)]),
+                   success=bool(infos[-1].get(K.SUCCESS, False)))
+
+
+def observation_text(info: dict) -> str:
+    """The observation a step acted on, as the env's turn wrote it (its last
+    user message), else its state key: what text anchors compare."""
+    users = [m.get("content") or "" for m in info.get(K.TURN) or [] if m.get("role") == "user"]
+    return users[-1] if users else str(info.get(K.STATE_KEY, ""))
 
 
 @dataclass

@@ -31,7 +31,6 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from omnigym import info_keys as K
 from omnigym.policies.agent_rl.branching import POSITIONS, BranchController
 from omnigym.policies.agent_rl.episodes import EpisodeRecord
 from omnigym.policies.lm.token_replies import token_replies
@@ -69,17 +68,7 @@ class Trajectory:
         return bool(self.infos) and EPISODE_ERROR in self.infos[-1]
 
     def record(self) -> EpisodeRecord:
-        steps = len(self.actions)
-        users = [_user_text(i) for i in self.infos[:steps]]
-        return EpisodeRecord(group=self.group, task=self.seed, rewards=np.asarray(self.rewards, dtype=np.float64),
-                             anchors=[i.get(K.STATE_KEY) for i in self.infos[:steps]], texts=users,
-                             valid=np.array([not i.get(K.INVALID_ACTION, False) for i in self.infos[1:steps + 1]]),
-                             success=bool(self.infos[-1].get(K.SUCCESS, False)))
-
-
-def _user_text(info: dict) -> str:
-    users = [m.get("content") or "" for m in info.get(K.TURN) or [] if m.get("role") == "user"]
-    return users[-1] if users else str(info.get(K.STATE_KEY, ""))
+        return EpisodeRecord.from_infos(self.group, self.seed, self.rewards, self.infos)
 
 
 def reply_entropy(token_entropy: torch.Tensor, mask: torch.Tensor, vocab_size: int) -> float:

@@ -31,7 +31,6 @@ import numpy as np
 import torch
 from ray.rllib.algorithms.algorithm_config import NotProvided
 from ray.rllib.core.columns import Columns
-from ray.rllib.utils.metrics import ENV_RUNNER_RESULTS
 
 from omnigym import info_keys as K
 from omnigym.policies.agent_rl.advantages import SPOTracker
@@ -213,25 +212,11 @@ class GroupRL(TokenPPO):
 
 
 def episode_record(episode) -> EpisodeRecord:
-    """An RLlib episode as the estimators see it: ``infos[t]`` is the info of
-    the state action t was taken in (``infos[0]``: the reset's)."""
+    """An RLlib episode as the estimators see it (``get_infos()``: the reset's info, then one per step)."""
     infos = episode.get_infos()
-    steps = len(episode)
-    first, last = infos[0], infos[-1]
-    return EpisodeRecord(
-        group=first.get(K.GROUP, id(episode)),
-        task=first.get(SEED, first.get(K.TASK_ID)),
-        rewards=np.asarray(episode.get_rewards(), dtype=np.float64),
-        anchors=[infos[t].get(K.STATE_KEY) for t in range(steps)],
-        texts=[_observation_text(infos[t]) for t in range(steps)],
-        valid=np.array([not infos[t + 1].get(K.INVALID_ACTION, False) for t in range(steps)]),
-        success=bool(last.get(K.SUCCESS, False)))
-
-
-def _observation_text(info: dict) -> str:
-    """The observation a step acted on, as the env's turn wrote it (its last user message)."""
-    users = [m.get("content") or "" for m in info.get(K.TURN) or [] if m.get("role") == "user"]
-    return users[-1] if users else str(info.get(K.STATE_KEY, ""))
+    first = infos[0]
+    return EpisodeRecord.from_infos(first.get(K.GROUP, id(episode)), first.get(SEED, first.get(K.TASK_ID)),
+                                    episode.get_rewards(), infos)
 
 
 def first_reply(episode) -> tuple:
